@@ -64,11 +64,41 @@ class ProtocolConfig:
         return -(-flits // self.cell_flits)
 
 
+# ---- link layer (hdl/link, hdl/fault) ------------------------------------------------------
+@dataclass(frozen=True)
+class LinkConfig:
+    """Parameters of one link endpoint (TX + RX + retry) and its channel (docs/link.md)."""
+
+    #: Receive buffer per VL, in credit cells.
+    rx_buffer_cells: int = 64
+    #: Retry buffer depth, in blocks.
+    retry_buffer_blocks: int = 64
+
+    def __post_init__(self):
+        s = "link"
+        check_range(s, "rx_buffer_cells", self.rx_buffer_cells, 1, 4096)
+        check_range(s, "retry_buffer_blocks", self.retry_buffer_blocks, 2, 65536)
+
+
+# ---- switch (hdl/switch) ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class SwitchConfig:
+    """Parameters of the N-port switch (docs/switch.md)."""
+
+    #: Number of ports.
+    ports: int = 4
+
+    def __post_init__(self):
+        check_range("switch", "ports", self.ports, 2, 16)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration; each component takes the section it needs."""
 
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    switch: SwitchConfig = field(default_factory=SwitchConfig)
     #: Seed for every pseudo-random source (LFSRs, test stimulus); printed by every run.
     seed: int = 1
 
