@@ -160,3 +160,13 @@ def test_nth16_reserved_cci_mode_still_parses_to_its_length():
         parsed = sl.NTH16(wire)
         assert (parsed.lbf, parsed.sl, parsed.nlp) == (0x5A, 3, 1)
         assert bytes(parsed) == wire
+
+
+def test_protocol_doc_tables_are_generated_from_formats():
+    """docs/protocol.md embeds exactly what hdl/proto/doc.py renders from formats.py."""
+    from pathlib import Path
+    from ubproto.hdl.proto import doc
+    text = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    start, end = text.index(doc.BEGIN), text.index(doc.END) + len(doc.END)
+    assert text[start:end] == doc.render(), \
+        "regenerate: python -m ubproto.hdl.proto.doc and paste into docs/protocol.md"

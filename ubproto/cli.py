@@ -18,6 +18,8 @@ COMMANDS = {
     "synth":   ("ubproto.platforms.synth",     "synthesize a component out of context and report LUT/FF/BRAM and Fmax"),
     "prove":   ("ubproto.verify.formal",       "run the formal properties of a component with SymbiYosys"),
     "sim":     ("ubproto.sim.experiment",      "run an experiment described by a YAML file"),
+    "hil":     ("ubproto.platforms.hil",       "talk to a board (model, simulated or real): registers, counters, traffic test"),
+    "build":   ("ubproto.platforms.build",     "build a board design into a bitstream with a resource and timing report"),
 }
 
 

@@ -47,17 +47,21 @@ def block_capacity(first, flits):
 
 
 def _check_limits(max_packet_flits, max_block_flits):
+    """Validate the limits; ``max_packet_flits=None`` means as large as PLENGTH allows."""
     if not 1 <= max_block_flits <= MAX_BLOCK_FLITS:
         raise ValueError(f"max_block_flits must be 1..{MAX_BLOCK_FLITS}, got {max_block_flits}")
+    if max_packet_flits is None:
+        return MAX_BLOCKS * max_block_flits
     if not 1 <= max_packet_flits <= MAX_BLOCKS * max_block_flits:
         raise ValueError(f"max_packet_flits must be 1..{MAX_BLOCKS * max_block_flits}: PLENGTH "
                          f"counts at most {MAX_BLOCKS} blocks of {max_block_flits} flits, "
                          f"got {max_packet_flits}")
+    return max_packet_flits
 
 
-def max_payload_bytes(max_packet_flits=512, max_block_flits=32):
+def max_payload_bytes(max_packet_flits=None, max_block_flits=MAX_BLOCK_FLITS):
     """Largest payload a packet of at most ``max_packet_flits`` flits can carry."""
-    _check_limits(max_packet_flits, max_block_flits)
+    max_packet_flits = _check_limits(max_packet_flits, max_block_flits)
     blocks, last = divmod(max_packet_flits, max_block_flits)
     if last == 0:
         blocks, last = blocks - 1, max_block_flits
@@ -84,7 +88,7 @@ def _layout(n, max_block_flits):
         remaining -= cap
 
 
-def packet_flits(n, max_block_flits=32):
+def packet_flits(n, max_block_flits=MAX_BLOCK_FLITS):
     """Flits on the wire for a payload of ``n`` bytes."""
     chunks, last_flits, _ = _layout(n, max_block_flits)
     return (len(chunks) - 1) * max_block_flits + last_flits
@@ -117,9 +121,10 @@ class Malformed:
     data: bytes
 
 
-def encode_packet(pkt, *, max_block_flits=32, max_packet_flits=512):
+def encode_packet(pkt, *, max_block_flits=MAX_BLOCK_FLITS, max_packet_flits=None):
     """Frame a :class:`DataPacket` into whole flits (bytes)."""
     n = len(pkt.payload)
+    max_packet_flits = _check_limits(max_packet_flits, max_block_flits)
     limit = max_payload_bytes(max_packet_flits, max_block_flits)
     if not 1 <= n <= limit:
         raise ValueError(f"payload of {n} bytes: a packet carries 1..{limit} bytes "
@@ -152,12 +157,13 @@ def _check_block(block, where):
     return body, trailer
 
 
-def decode_packet(data, *, max_block_flits=32, max_packet_flits=512):
+def decode_packet(data, *, max_block_flits=MAX_BLOCK_FLITS, max_packet_flits=None):
     """Decode one data packet from ``data`` (bytes, whole flits, nothing after it).
 
     Returns a :class:`DataPacket`; raises :class:`MalformedPacket` with a reason from
     :data:`DROP_REASONS`.
     """
+    max_packet_flits = _check_limits(max_packet_flits, max_block_flits)
     pkt, used = _decode_packet_at(bytes(data), 0, max_block_flits, max_packet_flits)
     if used != len(data):
         raise MalformedPacket("trailing", f"{len(data) - used} bytes after the packet")
@@ -263,12 +269,13 @@ def decode_control(data):
     return blk
 
 
-def split_stream(data, *, max_block_flits=32, max_packet_flits=512):
+def split_stream(data, *, max_block_flits=MAX_BLOCK_FLITS, max_packet_flits=None):
     """Decode a stream of back-to-back frames into DataPacket / ControlBlock / Malformed.
 
     After a malformed frame the decoder resynchronises one flit later, as the hardware
     receiver does; every skipped flit is reported, nothing is silently lost.
     """
+    max_packet_flits = _check_limits(max_packet_flits, max_block_flits)
     data = bytes(data)
     out = []
     pos = 0

@@ -9,6 +9,7 @@ fields as received, and dissection goes on with the next flit.
 import os
 import re
 
+from ...config import MAX_BLOCK_FLITS
 from ...errors import UbprotoError
 from . import codec
 from .formats import LCH, LPH, UBOE_UDP_PORT
@@ -41,7 +42,7 @@ def _layer_lines(pkt, indent="  "):
     return lines
 
 
-def dissect_flits(data, *, max_block_flits=32, max_packet_flits=512):
+def dissect_flits(data, *, max_block_flits=MAX_BLOCK_FLITS, max_packet_flits=None):
     """Lines describing every frame in a raw flit stream ``data`` (bytes)."""
     lines = []
     pos = 0
@@ -115,11 +116,17 @@ def dissect_pcap(path):
 
 def add_arguments(parser):
     parser.add_argument("input", help="a .pcap/.pcapng file, a file of hex, or a hex string")
-    parser.add_argument("--max-block-flits", type=int, default=32)
-    parser.add_argument("--max-packet-flits", type=int, default=512)
+    parser.add_argument("--max-block-flits", type=int, default=MAX_BLOCK_FLITS,
+                        help="block size the sender used (default %(default)s)")
+    parser.add_argument("--max-packet-flits", type=int, default=None,
+                        help="largest packet accepted (default: as large as PLENGTH allows)")
 
 
 def run(args):
+    try:
+        codec.max_payload_bytes(args.max_packet_flits, args.max_block_flits)
+    except ValueError as exc:
+        raise UbprotoError(str(exc)) from None
     src = args.input
     if os.path.exists(src):
         with open(src, "rb") as f:

@@ -1,0 +1,68 @@
+"""CSR round-trip rate and burst-read throughput, measured per target and estimated for real
+boards from the bridge's cycle counts and the link rate.
+
+    python benchmarks/hil_csr_rate.py [--targets model://,sim+udp://] [--seconds 2] [--json]
+
+Measured: single-register reads (one request, one answer, wait) per second, and burst reads
+of the largest answer (255 words) in bytes per second, through the full host library.
+
+Estimated (no board needed): the bridge engine's cycle cost of each request (from
+``bridge_cycles``, which the hardware test checks against the RTL) plus the time both frames
+spend on the link, plus a host turnaround. See docs/hil.md for the assumptions.
+"""
+
+import argparse
+import json
+import sys
+
+from ubproto.platforms.hil import open_board
+from ubproto.platforms.hil.checks import csr_rate, real_board_estimate
+
+#: Ethernet bytes per frame besides the bridge frame: preamble+SFD 8, MAC header 14, IPv4 20,
+#: UDP 8, FCS 4, inter-frame gap 12.
+ETHERNET_OVERHEAD = 66
+#: SLIP adds an END before and after each frame (escapes are rare in CSR traffic).
+SLIP_OVERHEAD = 2
+UART_BITS_PER_BYTE = 10
+
+REAL_LINKS = [
+    # (name, bridge clock Hz, link bits/s of payload bytes, per-frame overhead bytes,
+    #  host turnaround s)
+    ("Ethernet 1000BASE-T, 125 MHz bridge (UDP)", 125e6, 1e9, ETHERNET_OVERHEAD, 50e-6),
+    ("Ethernet 100BASE-TX, 25 MHz bridge (UDP)", 25e6, 100e6, ETHERNET_OVERHEAD, 50e-6),
+    ("UART 115200 baud, 12 MHz bridge (iCEBreaker)", 12e6, 115200 * 8 / UART_BITS_PER_BYTE,
+     SLIP_OVERHEAD, 1e-3),
+    ("UART 3 Mbaud, 25 MHz bridge (ULX3S)", 25e6, 3e6 * 8 / UART_BITS_PER_BYTE, SLIP_OVERHEAD,
+     1e-3),
+]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default="model://,sim+udp://")
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    results = {"measured": {}, "estimated": {}}
+    for url in [t for t in args.targets.split(",") if t]:
+        with open_board(url) as board:
+            results["measured"][url] = csr_rate(board, seconds=args.seconds)
+    for name, clock, rate, overhead, turnaround in REAL_LINKS:
+        results["estimated"][name] = real_board_estimate(
+            clock, rate, overhead_bytes=overhead, host_turnaround_s=turnaround)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    print("measured (this machine):")
+    for url, r in results["measured"].items():
+        print(f"  {url:<14} {r['round_trips_per_s']:>9.0f} CSR round trips/s   burst "
+              f"{r['burst_bytes_per_s'] / 1e3:>9.1f} kB/s ({r['burst_words']} words/answer)")
+    print("estimated for real boards (cycle counts + link rate + host turnaround):")
+    for name, r in results["estimated"].items():
+        print(f"  {name:<46} {r['round_trips_per_s']:>8.0f} round trips/s   burst "
+              f"{r['burst_bytes_per_s'] / 1e3:>8.1f} kB/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Board designs: what goes on the FPGA, as parameters -> Amaranth elaboratable.
+
+Every design is the same three layers, so that one Python model and one HIL test serve
+all of them:
+
+* a **design under test** in a slot (``dut``): today :class:`~ubproto.platforms.designs.lanes.LaneLoopback`
+  (routed loopback lanes with a table and counters); the switch and link components plug in
+  here when they exist -- anything with ``rx``/``tx`` packet streams and, optionally, a
+  ``csr_block`` + ``csr`` port (see :func:`register_dut`);
+* the **host bridge core** (:class:`~ubproto.hdl.host.core.HilCore`): register map, bridge
+  engine, decoder;
+* a **transport** chosen by the board: Ethernet (RGMII MAC + ARP/IPv4/UDP responder) or
+  UART with SLIP framing.
+
+:func:`make_core` builds the first two for hardware and simulation; :func:`make_model`
+builds the equivalent Python model (``model://`` targets). The board tops that add clocks,
+pins and transports are in :mod:`ubproto.platforms.boards`.
+"""
+
+from dataclasses import dataclass
+
+from ...config import HilConfig
+from ...errors import ConfigError
+from ...hdl.host.core import HilCore, core_regmap
+from ...hdl.host.model import RegisterSpace
+from ...hdl.host.protocol import BridgeModel
+from .lanes import (LaneLoopback, LaneLoopbackModel, TrafficGenModel, lanes_block,
+                    traffic_block)
+
+__all__ = ["make_core", "make_model", "design_regmap", "ModelBoard", "register_dut", "DUTS", "DESIGNS",
+           "DesignInfo", "get_design"]
+
+
+@dataclass(frozen=True)
+class DutEntry:
+    """How to build a design under test and its Python model from a :class:`HilConfig`."""
+    name: str
+    build: object        # fn(hil) -> component with rx/tx (and csr_block/csr)
+    blocks: object       # fn(hil) -> [Block] its CSR blocks (without building hardware)
+    model: object        # fn(space, hil) -> object with send(packet) -> [packets]
+    description: str
+
+
+DUTS = {}
+
+
+def register_dut(name, build, blocks, model, description):
+    """Make a component available for the ``dut`` slot of every design."""
+    DUTS[name] = DutEntry(name, build, blocks, model, description)
+
+
+register_dut(
+    "lanes",
+    lambda hil: LaneLoopback(lanes=hil.lanes, table_size=hil.route_table_size,
+                             lane_depth=hil.lane_depth),
+    lambda hil: [lanes_block(hil.lanes, hil.route_table_size)],
+    lambda space, hil: LaneLoopbackModel(space, lanes=hil.lanes,
+                                         table_size=hil.route_table_size),
+    "routed loopback lanes with a route table and per-lane counters (stand-in)")
+
+
+def _dut_entry(name):
+    try:
+        return DUTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown design under test {name!r}; known: "
+                          f"{', '.join(DUTS)}") from None
+
+
+def make_core(hil=None, *, dut="lanes", clock_hz=0, name="ubproto"):
+    """``(core, dut_component)`` for ``hil`` (a :class:`HilConfig`)."""
+    hil = hil or HilConfig()
+    component = _dut_entry(dut).build(hil)
+    csr_components = [component] if hasattr(component, "csr_block") else []
+    core = HilCore(csr_components, clock_hz=clock_hz, max_request=hil.max_request,
+                   max_response=hil.max_response, name=name)
+    return core, component
+
+
+class ModelBoard:
+    """The Python model of a board: register space + bridge model + DUT model.
+
+    ``answer(frame)`` is the bridge; ``send(packet) -> [packets]`` is data-plane port 0.
+    """
+
+    def __init__(self, hil=None, *, dut="lanes", clock_hz=0, name=None, design=None):
+        hil = hil or HilConfig()
+        entry = _dut_entry(dut)
+        info = get_design(design) if design else None
+        with_traffic = bool(info and info.traffic_generator)
+        self.regmap = design_regmap(hil, dut=dut, design=design, name=name)
+        self.space = RegisterSpace(self.regmap, clock_hz=clock_hz)
+        self.bridge = BridgeModel(self.space, max_request=hil.max_request,
+                                  max_response=hil.max_response)
+        self.bridge.attach(self.space)
+        self.dut = entry.model(self.space, hil)
+        self.traffic = TrafficGenModel(self.space, self.dut) if with_traffic else None
+
+    def answer(self, frame, *, transport_error=False):
+        return self.bridge.answer(frame, transport_error=transport_error)
+
+    def send(self, packet):
+        return self.dut.send(packet)
+
+
+def make_model(hil=None, **kwargs):
+    return ModelBoard(hil, **kwargs)
+
+
+def design_regmap(hil=None, *, dut="lanes", design=None, name=None):
+    """The register map of ``design`` (or of the plain core + DUT), without building it.
+
+    Board designs name their map after the design; the simulated board and the model use
+    the plain core's name ("ubproto").
+    """
+    hil = hil or HilConfig()
+    blocks = list(_dut_entry(dut).blocks(hil))
+    if design and get_design(design).traffic_generator:
+        blocks.append(traffic_block())
+    return core_regmap(blocks, name or design or "ubproto")
+
+
+# --- named designs (ubproto build --design NAME) ---------------------------------------------
+
+@dataclass(frozen=True)
+class DesignInfo:
+    name: str
+    description: str
+    #: Transports the design can carry its bridge over, best first.
+    transports: tuple
+    #: Parameters a user may set with --param k=v (HilConfig fields plus the design's own).
+    params: dict
+    #: An on-board packet generator/sink drives the design under test (no host data path).
+    traffic_generator: bool = False
+
+
+DESIGNS = {d.name: d for d in (
+    DesignInfo(
+        "scaleout-switch",
+        "design under test behind the Ethernet MAC: UB over UDP port 4792 on the data "
+        "plane, CSR bridge on its own UDP port (and raw EtherType), ARP responder",
+        ("ethernet",),
+        {"dut": "lanes"}),
+    DesignInfo(
+        "scaleup-node",
+        "design under test driven by an on-board traffic generator and sink, CSR bridge "
+        "over UART (SLIP)",
+        ("uart",),
+        {"dut": "lanes"},
+        traffic_generator=True),
+)}
+
+
+def get_design(name):
+    try:
+        return DESIGNS[name]
+    except KeyError:
+        raise ConfigError(f"unknown design {name!r}; designs: {', '.join(DESIGNS)}") from None
