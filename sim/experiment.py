@@ -34,8 +34,12 @@ from .outputs import write_metrics
 
 __all__ = ["KINDS", "Experiment", "load_experiment", "run_experiment", "add_arguments", "run"]
 
-#: kind -> "module:function". One line per kind.
-KINDS = {}
+#: kind -> "module:function" taking an :class:`Experiment`. One line per kind.
+KINDS = {
+    "link": "ubproto.sim.experiment:run_link_kind",
+    "switch": "ubproto.sim.experiment:run_switch_kind",
+    "incast": "ubproto.hdl.cc.experiment:run_incast_kind",
+}
 
 _TOP_KEYS = {"name", "kind", "seed", "config", "workload", "outputs", "description"}
 _OUTPUT_KEYS = {"dir", "pcap", "waves"}
@@ -140,6 +144,30 @@ def run_experiment(exp: Experiment):
                               "config": dataclasses.asdict(exp.config),
                               "workload": exp.workload})
     return metrics
+
+
+def _sections(exp, *names):
+    return {name: dataclasses.asdict(getattr(exp.config, name)) for name in names}
+
+
+def run_link_kind(exp: Experiment):
+    """``kind: link``: two link endpoints through the fault injector (docs/link.md).
+    Workload keys: ``traffic``, ``channel``, ``pcap_cycles``."""
+    from ..hdl.link.experiment import run_link_experiment
+    exp.check_workload_keys({"traffic", "channel", "pcap_cycles"})
+    cfg = {**_sections(exp, "protocol", "link"), "seed": exp.config.seed, "name": exp.name,
+           **exp.workload}
+    return run_link_experiment(cfg, exp.outdir)
+
+
+def run_switch_kind(exp: Experiment):
+    """``kind: switch``: the N-port switch under RTL traffic (docs/switch.md).
+    Workload keys: ``traffic``, ``iterations``, ``run``."""
+    from ..hdl.switch.experiment import run_switch_experiment
+    exp.check_workload_keys({"traffic", "iterations", "run"})
+    cfg = {**_sections(exp, "switch"), "name": exp.name, **exp.workload}
+    cfg.setdefault("run", {}).setdefault("seed", exp.config.seed)
+    return run_switch_experiment(cfg, exp.outdir)
 
 
 def _parse_value(text):

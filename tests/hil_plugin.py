@@ -7,8 +7,8 @@ Options (or environment variables):
 
 ``--hil-target URL[,URL...]`` / ``UBPROTO_HIL_TARGET``
     Targets the shared HIL suite runs against. Default: ``model://,sim+udp://,sim+tap://``
-    (a target that cannot exist here, such as sim+tap:// without the Ethernet simulation or
-    without network namespaces, is skipped with the reason).
+    (a target that cannot exist here, such as sim+tap:// without root or TUN/TAP support,
+    is skipped with the reason).
 ``--board-url URL`` / ``UBPROTO_BOARD_URL``
     A real board (``udp://...``, ``eth://...``, ``serial://...``). Adds it to the targets and
     enables tests marked ``board``; without it they are skipped.

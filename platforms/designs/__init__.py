@@ -117,6 +117,9 @@ def design_regmap(hil=None, *, dut="lanes", design=None, name=None):
     blocks = list(_dut_entry(dut).blocks(hil))
     if design and get_design(design).traffic_generator:
         blocks.append(traffic_block())
+    if design and "ethernet" in get_design(design).transports:
+        from ...hdl.host.eth.transport import eth_block
+        blocks.append(eth_block())
     return core_regmap(blocks, name or design or "ubproto")
 
 

@@ -164,8 +164,11 @@ def open_board(url, *, regmap=None, hil=None, dut="lanes", design=None, record=N
     ``record``: write every exchange to this file (replay it with ``replay://FILE``).
     """
     from ..designs import design_regmap
-    parse_url(url)
+    parsed, _ = parse_url(url)
     hil = hil or HilConfig()
+    if design is None and parsed.scheme == "sim+tap":
+        from ...sim.board_sim.tap import SIM_DESIGN
+        design = SIM_DESIGN        # the simulated Ethernet board runs scaleout-switch
     if regmap is None:
         regmap = design_regmap(hil, dut=dut, design=design)
     elif not isinstance(regmap, RegisterMap):

@@ -4,9 +4,11 @@
 ``model://``                           the Python model (:class:`~ubproto.platforms.designs.ModelBoard`)
 ``sim+udp://127.0.0.1:PORT[?data=P]``  a simulated board serving UDP on loopback; without
                                        a port a private one is built and started
-``sim+tap://``                         a simulated board behind a TAP device in a private
-                                       network namespace (not available yet: needs the
-                                       simulated Ethernet MAC; raises TargetUnavailable)
+``sim+tap://[?via=eth]``               a simulated board (scaleout-switch) behind a TAP
+                                       device in a private network namespace; the bridge
+                                       over UDP through the kernel's ARP/IP/UDP, or with
+                                       ``via=eth`` as raw EtherType frames (needs root;
+                                       raises TargetUnavailable where it cannot be made)
 ``udp://IP[:PORT]``                    a real board's UDP bridge (data plane: UDP 4792)
 ``eth://IFACE[?mac=MAC]``              a real board's raw-EtherType bridge (needs root)
 ``serial:///dev/ttyUSB0[?baud=N]``     a real board's UART bridge (SLIP framing)
@@ -98,14 +100,16 @@ class UdpTransport(Transport):
     """Bridge over UDP to ``(host, port)``; data plane over UDP to ``data_addr``."""
     name = "udp"
 
-    def __init__(self, host, port, data_addr, *, timeout=0.5):
+    def __init__(self, host, port, data_addr, *, timeout=0.5, make_socket=None):
         self.addr = (host, port)
         self.data_addr = data_addr
         self.timeout = timeout
+        # ``make_socket``: where the sockets are made (e.g. inside a network namespace).
+        make_socket = make_socket or (lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         try:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock = make_socket()
             self.sock.connect(self.addr)
-            self.data_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.data_sock = make_socket()
             self.data_sock.connect(self.data_addr)
         except OSError as exc:
             raise TargetError(f"cannot open UDP to {host}:{port}: {exc}") from None
@@ -201,10 +205,11 @@ class EthTransport(Transport):
     """
     name = "eth"
 
-    def __init__(self, iface, board_mac="ff:ff:ff:ff:ff:ff"):
+    def __init__(self, iface, board_mac="ff:ff:ff:ff:ff:ff", *, make_socket=None):
+        make_socket = make_socket or socket.socket
         try:
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
-                                      socket.htons(BRIDGE_ETHERTYPE))
+            self.sock = make_socket(socket.AF_PACKET, socket.SOCK_RAW,
+                                    socket.htons(BRIDGE_ETHERTYPE))
             self.sock.bind((iface, 0))
         except PermissionError:
             raise TargetError(f"eth://{iface} needs root (CAP_NET_RAW); use udp:// instead") from None
@@ -321,6 +326,59 @@ def parse_url(url):
     return parsed, query
 
 
+class SimTapTransport(Transport):
+    """``sim+tap://``: the bridge (UDP, or raw EtherType with ``via=eth``) and the data plane
+    (UDP 4792) of a simulated board behind a TAP, from sockets inside its namespace."""
+
+    def __init__(self, tap_board, hil, via):
+        from ...sim.board_sim.tap import TAP_HOST_IP  # noqa: F401  (documents the peer)
+        self.tap_board = tap_board
+        self.name = f"sim+tap ({via})"
+        self.timeout = 1.0
+        self.udp = UdpTransport(hil.ip_address, hil.udp_port, (hil.ip_address, UBOE_UDP_PORT),
+                                timeout=self.timeout, make_socket=tap_board.socket)
+        self.bridge = self.udp
+        if via == "eth":
+            self.bridge = EthTransport(tap_board.tap, hil.mac_address,
+                                       make_socket=lambda *a: tap_board.socket(*a))
+
+    def exchange(self, frame, timeout):
+        return self.bridge.exchange(frame, timeout)
+
+    def send_packet(self, port, data):
+        self.udp.send_packet(port, data)
+
+    def recv_packet(self, port, timeout):
+        return self.udp.recv_packet(port, timeout)
+
+    def close(self):
+        self.udp.close()
+        if self.bridge is not self.udp:
+            self.bridge.close()
+
+
+def _open_sim_tap(query, hil, dut, resources):
+    from ...config import HilConfig
+    from ...sim.board_sim.tap import SimTapBoard, build_sim_eth_board
+    via = query.get("via", "udp")
+    if via not in ("udp", "eth"):
+        raise TargetError(f"sim+tap://?via={via}: use via=udp (default) or via=eth")
+    reason = SimTapBoard.unavailable_reason()
+    if reason:
+        raise TargetUnavailable(f"sim+tap:// {reason}")
+    hil = hil or HilConfig()
+    exe, _ = build_sim_eth_board(hil, dut=dut)
+    try:
+        tap_board = SimTapBoard(exe, hil=hil).start()
+    except UbprotoError as exc:
+        if "netns" in str(exc) or "TAP" in str(exc):
+            raise TargetUnavailable(f"sim+tap:// cannot create its namespace or TAP: {exc}") \
+                from None
+        raise
+    resources.append(tap_board)
+    return SimTapTransport(tap_board, hil, via)
+
+
 def open_transport(url, *, hil=None, dut="lanes", design=None, resources=None):
     """The transport for ``url``. ``resources`` collects objects to stop on close
     (a simulated board started for this target)."""
@@ -343,11 +401,7 @@ def open_transport(url, *, hil=None, dut="lanes", design=None, resources=None):
             port, data_port = proc.bridge_port, proc.data_port
         return UdpTransport(host, port, (host, data_port or port + 1), timeout=1.0)
     if scheme == "sim+tap":
-        # A TAP carries Ethernet frames; the simulated board would need the RTL Ethernet MAC
-        # and ARP/IPv4/UDP responder (hdl/host/ethernet.py), which are not written yet.
-        raise TargetUnavailable("sim+tap:// needs the simulated Ethernet MAC + UDP responder, "
-                                "which this version of ubproto does not have yet "
-                                "(see docs/hil.md, 'Not done yet')")
+        return _open_sim_tap(query, hil, dut, resources)
     if scheme == "udp":
         if not parsed.hostname:
             raise TargetError(f"{url}: give the board's address, e.g. udp://192.168.10.50")

@@ -1,0 +1,180 @@
+"""Store-and-forward frame buffer that keeps only good frames; also the clock-domain crossing.
+
+Writes come from a source that cannot wait (a MAC receiver) or that checked ``w_room``
+first (the transmit builder). Each byte goes into a ring of block RAM at a tentative write
+pointer. On a frame's last byte the frame is committed (its end pointer is published to the
+reader) if the byte's ``error`` is clear, or forgotten (the write pointer returns to the
+last commit) if it is set. A frame that does not fit -- the ring is full, or the descriptor
+queue of committed frames is -- is forgotten the same way and counted in ``overflows``.
+The reader therefore only ever sees whole, good frames, and sees them back to back (one
+byte per cycle while ``r.ready``), which is what a MAC transmitter needs to never underrun.
+
+Clock domains: the write side runs in ``w_domain``, the read side in ``r_domain``. Committed
+end pointers cross in an ``AsyncFIFO`` (they jump by a frame at a time, so they cannot be
+Gray-synchronized); the read pointer crosses back Gray-coded (it moves by at most one per
+cycle), so the writer's view of free space is always conservative. With one domain on both
+sides the same structure simply adds two cycles of latency.
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import cdc, wiring
+from amaranth.lib.fifo import AsyncFIFO, SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ....errors import ConfigError
+from ..streams import byte_stream
+
+__all__ = ["FrameBuffer", "GraySync", "to_gray", "from_gray"]
+
+_COUNTER_BITS = 32
+
+
+def to_gray(value):
+    return value ^ (value >> 1)
+
+
+def from_gray(m, gray):
+    """Binary value of the Gray code ``gray`` (combinational; ``m`` receives the logic)."""
+    width = len(gray)
+    bits = [Signal(name=f"bin{i}") for i in range(width)]
+    m.d.comb += bits[width - 1].eq(gray[width - 1])
+    for i in reversed(range(width - 1)):
+        m.d.comb += bits[i].eq(bits[i + 1] ^ gray[i])
+    return Cat(*bits)
+
+
+class GraySync(wiring.Component):
+    """A value that changes by at most one per source cycle (a pointer or a counter), carried
+    into ``o_domain`` Gray-coded so that every sample is a value it really had (``o`` lags
+    ``i`` by ``stages + 2`` cycles)."""
+
+    def __init__(self, width, *, i_domain, o_domain, stages=2):
+        self.width = width
+        self.i_domain, self.o_domain, self.stages = i_domain, o_domain, stages
+        super().__init__({"i": In(width), "o": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        gray_i = Signal(self.width)
+        gray_o = Signal(self.width)
+        m.d[self.i_domain] += gray_i.eq(to_gray(self.i))
+        m.submodules.sync = cdc.FFSynchronizer(gray_i, gray_o, o_domain=self.o_domain,
+                                               stages=self.stages)
+        # Registered: the Gray-to-binary XOR chain is as deep as the value is wide, so it
+        # gets a cycle of its own instead of lengthening the logic that uses ``o``.
+        m.d[self.o_domain] += self.o.eq(from_gray(m, gray_o))
+        return m
+
+
+class FrameBuffer(wiring.Component):
+    """See the module docstring.
+
+    Members
+    -------
+    w : In(byte_stream())      frames in (``ready`` is always 1: a full buffer drops, counted)
+    w_room : Out(range(depth+1)) bytes a new frame may use without overflowing (w_domain)
+    r : Out(byte_stream())     good frames out (``error`` always 0)
+    r_length : Out(16)         length of the frame being read (valid with ``r.valid``)
+    frames, overflows, errors : Out(32)  committed / forgotten for lack of room / forgotten
+                               because the writer marked them bad (w_domain)
+    """
+
+    def __init__(self, depth=4096, *, descriptors=16, w_domain="sync", r_domain="sync"):
+        if depth < 64 or depth & (depth - 1):
+            raise ConfigError(f"FrameBuffer depth must be a power of two >= 64, got {depth}")
+        self.depth = depth
+        self.descriptors = descriptors
+        self.w_domain, self.r_domain = w_domain, r_domain
+        super().__init__({
+            "w": In(byte_stream()),
+            "w_room": Out(range(depth + 1)),
+            "r": Out(byte_stream()),
+            "r_length": Out(16),
+            "frames": Out(_COUNTER_BITS),
+            "overflows": Out(_COUNTER_BITS),
+            "errors": Out(_COUNTER_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        wd, rd = m.d[self.w_domain], m.d[self.r_domain]
+        ptr_bits = self.depth.bit_length()         # one more bit than the address: full/empty
+        addr_bits = ptr_bits - 1
+
+        m.submodules.mem = mem = Memory(shape=9, depth=self.depth, init=[])
+        wport = mem.write_port(domain=self.w_domain)
+        rport = mem.read_port(domain=self.r_domain, transparent_for=())
+        if self.w_domain == self.r_domain:
+            m.submodules.desc = desc = SyncFIFO(width=ptr_bits, depth=self.descriptors)
+        else:
+            m.submodules.desc = desc = AsyncFIFO(width=ptr_bits, depth=self.descriptors,
+                                                 r_domain=self.r_domain, w_domain=self.w_domain)
+        m.submodules.rptr_sync = rptr_sync = GraySync(ptr_bits, i_domain=self.r_domain,
+                                                      o_domain=self.w_domain)
+
+        # --- write side ------------------------------------------------------------------
+        w_ptr = Signal(ptr_bits)          # next byte goes here
+        w_commit = Signal(ptr_bits)       # end of the last committed frame
+        w_overflow = Signal()             # this frame lost a byte
+        used = Signal(ptr_bits)
+        m.d.comb += [self.w.ready.eq(1), used.eq(w_ptr - rptr_sync.o)]
+        # ``full`` is registered (it is on the MAC's 125 MHz path) and so one cycle old; one
+        # byte at most is written per cycle, so stopping two bytes early is always safe.
+        full = Signal()
+        wd += full.eq(used >= self.depth - 2)
+        # Room for a new frame: free bytes as of the commit point (one frame in flight).
+        committed = Signal(ptr_bits)      # bytes of committed frames not yet read
+        m.d.comb += [committed.eq(w_commit - rptr_sync.o),   # modulo the pointer width
+                     self.w_room.eq(self.depth - committed)]
+        room_for_desc = desc.w_rdy
+
+        with m.If(self.w.valid):
+            byte = self.w.payload
+            store = ~full & ~w_overflow
+            m.d.comb += [wport.addr.eq(w_ptr[:addr_bits]),
+                         wport.data.eq(Cat(byte.data, byte.last)), wport.en.eq(store)]
+            with m.If(byte.last):
+                good = ~byte.error & store & room_for_desc
+                with m.If(good):
+                    m.d.comb += [desc.w_en.eq(1), desc.w_data.eq(w_ptr + 1)]
+                    wd += [w_ptr.eq(w_ptr + 1), w_commit.eq(w_ptr + 1),
+                           self.frames.eq(self.frames + 1)]
+                with m.Else():
+                    wd += w_ptr.eq(w_commit)
+                    with m.If(byte.error):
+                        wd += self.errors.eq(self.errors + 1)
+                    with m.Else():
+                        wd += self.overflows.eq(self.overflows + 1)
+                wd += w_overflow.eq(0)
+            with m.Elif(store):
+                wd += w_ptr.eq(w_ptr + 1)
+            with m.Else():
+                wd += w_overflow.eq(1)
+
+        # --- read side -------------------------------------------------------------------
+        r_ptr = Signal(ptr_bits)          # next byte to fetch
+        at_frame_start = Signal(init=1)   # the next fetch is a frame's first byte
+        out_valid = Signal()
+        length = Signal(16)
+        # Fetch while a committed frame has bytes left and the output slot is free (the
+        # memory's registered output is the slot: it holds while nothing is fetched).
+        avail = desc.r_rdy & (r_ptr != desc.r_data)
+        fetch = avail & (~out_valid | self.r.ready)
+        m.d.comb += [rport.addr.eq(r_ptr[:addr_bits]), rport.en.eq(fetch),
+                     rptr_sync.i.eq(r_ptr),
+                     self.r.valid.eq(out_valid),
+                     self.r.payload.data.eq(rport.data[:8]),
+                     self.r.payload.last.eq(rport.data[8]),
+                     self.r.payload.error.eq(0),
+                     self.r_length.eq(length)]
+        with m.If(fetch):
+            rd += [r_ptr.eq(r_ptr + 1), out_valid.eq(1), at_frame_start.eq(0)]
+            with m.If(at_frame_start):
+                rd += length.eq((desc.r_data - r_ptr)[:ptr_bits])   # modulo the pointer width
+            with m.If(r_ptr + 1 == desc.r_data):
+                m.d.comb += desc.r_en.eq(1)       # the frame's last byte: retire it
+                rd += at_frame_start.eq(1)
+        with m.Elif(self.r.ready):
+            rd += out_valid.eq(0)
+        return m
