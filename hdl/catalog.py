@@ -68,12 +68,15 @@ def register(name, target, description, *, defaults=None, replace=False):
 
 register("demo-counter", "ubproto.hdl.common.demo:DemoCounter",
          "accumulating counter (width-bit adder + register): a tiny known design for tool tests")
-register("crc30", "ubproto.hdl.proto.crc30:BlockCrc30",
-         "CRC30 of a data-link block (UB BCRC), one flit per clock")
-register("flit-crc30", "ubproto.hdl.proto.crc30:FlitCrc30",
-         "running CRC30 over a flit stream, one 160-bit flit per clock")
+register("crc30", "ubproto.hdl.proto.crc30:FlitCrc30",
+         "running CRC30 (UB BCRC) over a flit stream, one 160-bit flit per clock")
+register("crc30-inserter", "ubproto.hdl.proto.crc30:BlockCrcInserter",
+         "TX: fills in the BCRC of every block of framed packets")
+register("crc30-checker", "ubproto.hdl.proto.crc30:BlockCrcChecker",
+         "RX: checks the BCRC of every block, flags the verdict on its last flit")
 register("credit-counter", "ubproto.hdl.common.credit:CreditCounter",
-         "per-VL link credit counter (consume on send, replenish on return)")
+         "credits of one VL, in cells (consume on send, restore on return)",
+         defaults={"initial": 64})  # a 512-flit buffer in 8-flit cells
 register("packet-fifo", "ubproto.hdl.common.fifo:PacketFifo",
          "packet-aware flit FIFO in block RAM (store-and-forward by default)",
          defaults={"depth": 512, "max_packet_words": 512})

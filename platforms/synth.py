@@ -41,7 +41,7 @@ from ..errors import ToolchainError, UbprotoError
 __all__ = ["Part", "PARTS", "SynthReport", "synthesize", "add_arguments", "run"]
 
 # Bump when anything below changes the numbers, so that old cache entries are not reused.
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 
 DEFAULT_PART = "ecp5-85f"
 DEFAULT_SEED = 1
@@ -530,6 +530,7 @@ def _finish(report, entry_dir, rundir, *, copy):
         return report
     entry_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="entry-", dir=entry_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared
     try:
         for fname in _KEEP:
             if (rundir / fname).exists():
@@ -569,7 +570,13 @@ def _run_flow(rundir, rtlil_text, clock_ports, part, method, target, seed, yosys
               name, tools, key, started, deadline):
     top = _DUT_NAME if method == "ooc" else _HARNESS_NAME
     (rundir / "design.il").write_text(rtlil_text)
-    script = ["read_rtlil design.il"]
+    script = [
+        "read_rtlil design.il",
+        # Named properties and prints are for simulation and proofs, not for the chip: drop
+        # them before their logic (and any registers only they use) is synthesized.
+        "chformal -remove",
+        "delete t:$print",
+    ]
     if method == "harness":
         # Keep the component a module of its own so that its cells are counted apart from
         # the harness's (everything inside it is still flattened and optimised together).
