@@ -80,6 +80,14 @@ register("credit-counter", "ubproto.hdl.common.credit:CreditCounter",
 register("packet-fifo", "ubproto.hdl.common.fifo:PacketFifo",
          "packet-aware flit FIFO in block RAM (store-and-forward by default)",
          defaults={"depth": 512, "max_packet_words": 512})
+register("cc-egress", "ubproto.hdl.cc.egress:EgressCongestion",
+         "FECN markers per VL + phantom queue of one output port", defaults={"num_vls": 1})
+register("cc-marker", "ubproto.hdl.cc.marker:FecnMarker", "RED/FECN marker of one egress (port, VL)",
+         defaults={"occupancy_bits": 20, "phantom_bits": 26})
+register("cc-phantom", "ubproto.hdl.cc.phantom:PhantomQueue",
+         "phantom queue: byte counter drained at gamma x line rate")
+register("cc-rate-source", "ubproto.hdl.cc.rate:RateControlledSource",
+         "DCQCN reaction point + rate limiter + CNP parser")
 
 
 # --- Lookup ----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from amaranth.asserts import Initial
 from amaranth.back import rtlil
-from amaranth.hdl import Assume, Elaboratable, Module, ResetSignal
+from amaranth.hdl import Assume, Elaboratable, Module, ResetSignal, Value
 from amaranth.lib import wiring
 
 from ..errors import ToolchainError, UbprotoError
@@ -49,6 +49,9 @@ __all__ = ["TARGETS", "MODES", "FormalResult", "PropertyStatus", "check", "load_
 TARGETS = {
     "credit-counter": "ubproto.hdl.common.credit:formal_counter",
     "credit-loop": "ubproto.hdl.common.credit:formal_loop",
+    "cc-red": "ubproto.hdl.cc.red:formal_red",
+    "cc-phantom": "ubproto.hdl.cc.phantom:formal_phantom",
+    "cc-dcqcn": "ubproto.hdl.cc.rate:formal_dcqcn",
 }
 
 MODES = ("prove", "bmc", "cover")
@@ -144,7 +147,8 @@ class _FormalTop(Elaboratable):
 def _ports(design):
     """Top-level ports: a Component's own ports (its inputs become free inputs)."""
     if isinstance(design, wiring.Component):
-        return [value for _path, _member, value in design.signature.flatten(design)]
+        # Struct-typed members (e.g. a stream payload View) are ports as their raw values.
+        return [Value.cast(value) for _path, _member, value in design.signature.flatten(design)]
     return []
 
 
