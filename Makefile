@@ -17,8 +17,10 @@ demo: $(STAMP)
 	$(BIN)/ubproto sim $(EXPERIMENT)
 
 test: $(STAMP)
-	@# Warm the WebAssembly tools once (their first call compiles them), then run the tests.
-	$(BIN)/ubproto doctor --quiet
+	@# Check the toolchain and warm it once before the parallel workers start: every YoWASP
+	@# tool compiles its WebAssembly on first use, and the smoke build fills ccache with the
+	@# Verilator runtime that every model shares.
+	$(BIN)/ubproto doctor --deep
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 bench: $(STAMP)
