@@ -77,9 +77,15 @@ register("crc30-checker", "ubproto.hdl.proto.crc30:BlockCrcChecker",
 register("credit-counter", "ubproto.hdl.common.credit:CreditCounter",
          "credits of one VL, in cells (consume on send, restore on return)",
          defaults={"initial": 64})  # a 512-flit buffer in 8-flit cells
+register("link-endpoint", "ubproto.hdl.link.endpoint:LinkEndpoint",
+         "UB-style link endpoint: TX + RX + Go-Back-N retry + bring-up (2 VLs, default config)")
+register("fault-injector", "ubproto.hdl.fault.injector:FaultInjector",
+         "synthesizable lossy channel: delay, bit errors, bursts, drops, link down/up")
 register("packet-fifo", "ubproto.hdl.common.fifo:PacketFifo",
          "packet-aware flit FIFO in block RAM (store-and-forward by default)",
          defaults={"depth": 512, "max_packet_words": 512})
+register("switch", "ubproto.hdl.switch.switch:Switch",
+         "N-port UB switch: ingress routing, VOQ buffers, iSLIP/FIFO allocator, VL egress")
 register("cc-egress", "ubproto.hdl.cc.egress:EgressCongestion",
          "FECN markers per VL + phantom queue of one output port", defaults={"num_vls": 1})
 register("cc-marker", "ubproto.hdl.cc.marker:FecnMarker", "RED/FECN marker of one egress (port, VL)",

@@ -49,6 +49,11 @@ __all__ = ["TARGETS", "MODES", "FormalResult", "PropertyStatus", "check", "load_
 TARGETS = {
     "credit-counter": "ubproto.hdl.common.credit:formal_counter",
     "credit-loop": "ubproto.hdl.common.credit:formal_loop",
+    "switch-islip": "ubproto.hdl.switch.formal:formal_islip",
+    "switch-islip-starvation": "ubproto.hdl.switch.formal:formal_islip_starvation",
+    "switch-fifo-allocator": "ubproto.hdl.switch.formal:formal_fifo_allocator",
+    "switch-voq": "ubproto.hdl.switch.formal:formal_voq",
+    "switch-cover": "ubproto.hdl.switch.formal:formal_switch_cover",
     "cc-red": "ubproto.hdl.cc.red:formal_red",
     "cc-phantom": "ubproto.hdl.cc.phantom:formal_phantom",
     "cc-dcqcn": "ubproto.hdl.cc.rate:formal_dcqcn",

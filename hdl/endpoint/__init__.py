@@ -1,0 +1,1 @@
+"""Synthesizable traffic endpoints: generators and measuring sinks (docs/switch.md)."""

@@ -1,0 +1,212 @@
+"""Formal harnesses of the switch, registered for ``ubproto prove`` (verify/formal.py).
+
+Each factory takes ``mutant=None`` and returns the design to check; docs/switch.md lists the
+properties, the bounds and the mutant that makes each one fail.
+"""
+
+from amaranth.asserts import AnySeq
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal, Value
+from amaranth.lib import data, wiring
+
+from .allocator import FifoAllocator, IslipAllocator, matching_properties
+from .voq import VoqBuffer
+
+__all__ = ["AllocatorHarness", "starvation_bound", "formal_islip", "formal_islip_starvation",
+           "formal_fifo_allocator",
+           "VoqHarness", "formal_voq"]
+
+
+def starvation_bound(allocator, num_ports):
+    """Rounds within which an input that keeps requesting an output is granted it
+    (derivation in docs/switch.md, "Allocator properties").
+
+    FIFO allocator (one request per input): the output's round-robin pointer passes each of
+    the other N-1 inputs at most once, so N rounds. iSLIP-1, with requests that persist
+    until granted: at most (N-1)(N(N+1)/2 + 1) rounds without the grant, so that + 1.
+    """
+    n = num_ports
+    if allocator == "fifo":
+        return n
+    return (n - 1) * (n * (n + 1) // 2 + 1) + 1
+
+
+class AllocatorHarness(Elaboratable):
+    """An allocator with every request free, plus:
+
+    * the matching properties (``input_granted_at_most_once``,
+      ``output_granted_at_most_once``, ``only_requested_pairs_granted``);
+    * ``continuous_request_granted_within_bound``: an input that requests one output in
+      every round (input 0 -> output ``num_ports - 1``) is granted it within
+      :func:`starvation_bound` rounds, whatever the other inputs request;
+    * covers: a full matching (every input matched) and the longest wait.
+    """
+
+    def __init__(self, allocator, num_ports, bound=None, *, single_request=False):
+        self.allocator = allocator
+        self.num_ports = num_ports
+        self.bound = bound                  # None: check the matching only
+        self.single_request = single_request
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.num_ports
+        m.submodules.alloc = alloc = self.allocator
+        request, grant = alloc.request, alloc.grant
+        m.d.comb += request.eq(AnySeq(n * n))
+        matching_properties(m, request, grant, n, n)
+        # Requests persist until granted: a virtual output queue does not empty by itself
+        # (only its own grant takes a packet out), so a request withdrawn without a grant
+        # never happens in the switch. Without this, adversarial flickering requests can
+        # starve an input under iSLIP (a counterexample is found at any bound).
+        unserved = Signal(n * n)
+        m.d.sync += unserved.eq(request.as_value() & ~grant.as_value())
+        m.d.comb += Assume((unserved & ~request.as_value()) == 0, "requests_persist_until_granted")
+        if self.single_request:
+            # FIFO queueing: only the head packet of each input requests.
+            for i in range(n):
+                m.d.comb += Assume((request[i] & (request[i] - 1))[:n] == 0,
+                                   f"input{i}_requests_one_output")
+        full = 1
+        for i in range(n):
+            full = full & grant[i].any()
+        m.d.comb += Cover(full, "cover_full_matching")
+        if self.bound is None:
+            return m
+
+        watched_in, watched_out = 0, n - 1
+        waiting = Signal(range(self.bound + 2))
+        asked = request[watched_in][watched_out]
+        served = grant[watched_in][watched_out]
+        with m.If(asked & ~served):
+            m.d.sync += waiting.eq(waiting + 1)
+        with m.Else():
+            m.d.sync += waiting.eq(0)
+        # ``waiting`` counts the earlier rounds of the current unserved streak; a round that
+        # is also unserved makes it waiting + 1 long, which must stay below the bound.
+        m.d.comb += Assert(~asked | served | (waiting + 1 < self.bound),
+                           "continuous_request_granted_within_bound")
+        m.d.comb += Cover(asked & served & (waiting + 1 == self.bound),
+                          "cover_granted_in_last_round")
+        return m
+
+
+def formal_islip(*, ports=4, iterations=2, mutant=None):
+    """Matching properties of iSLIP (k-induction; the allocator is combinational in them)."""
+    return AllocatorHarness(IslipAllocator(ports, iterations=iterations, mutant=mutant), ports)
+
+
+def formal_islip_starvation(*, ports=3, mutant=None, bound=None):
+    """iSLIP-1: a persistently requesting input is granted within starvation_bound rounds."""
+    alloc = IslipAllocator(ports, iterations=1, mutant=mutant)
+    return AllocatorHarness(alloc, ports, bound or starvation_bound("islip", ports))
+
+
+def formal_fifo_allocator(*, ports=4, mutant=None, bound=None):
+    """FIFO allocator: matching, and a head packet is granted within N rounds.
+    ``mutant="tight_bound"`` claims N - 1 rounds, which the solver refutes."""
+    if mutant not in (None, "tight_bound"):
+        raise ValueError(f"unknown mutant {mutant!r}")
+    bound = bound or starvation_bound("fifo", ports) - (mutant == "tight_bound")
+    return AllocatorHarness(FifoAllocator(ports), ports, bound, single_request=True)
+
+
+class VoqHarness(Elaboratable):
+    """A :class:`VoqBuffer` driven by a free writer and reader that keep its protocol.
+
+    Adds ``voq_occupancy_matches_enqueue_dequeue``: the words the buffer says it holds equal
+    the words written minus the words read minus the words of aborted packets, counted
+    outside the buffer from its handshakes alone. The buffer's own invariants
+    (``voq_used_within_region``, ``voq_pointers_agree_with_used``,
+    ``voq_packets_within_used``) are proven with it.
+    """
+
+    def __init__(self, voq):
+        self.voq = voq
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.voq = voq = self.voq
+        nq = voq.num_queues
+        total = nq * voq.queue_flits
+        m.d.comb += [
+            voq.wr_en.eq(AnySeq(1)), voq.wr_queue.eq(AnySeq(len(voq.wr_queue))),
+            voq.wr_word.last.eq(AnySeq(1)), voq.abort.eq(AnySeq(1)),
+            voq.rd_en.eq(AnySeq(1)), voq.rd_queue.eq(AnySeq(len(voq.rd_queue))),
+        ]
+        # The writer's side of the protocol.
+        writing = Signal()          # a packet is open
+        writing_queue = Signal(range(nq))
+        with m.If(voq.wr_en):
+            m.d.sync += [writing.eq(~voq.wr_word.last), writing_queue.eq(voq.wr_queue)]
+        with m.Elif(voq.abort):
+            m.d.sync += writing.eq(0)
+        m.d.comb += [
+            Assume(voq.wr_queue < nq, "queue_exists"),
+            Assume(~voq.wr_en | ~voq.full.bit_select(voq.wr_queue, 1), "write_only_when_not_full"),
+            Assume(~voq.abort | (writing & ~voq.wr_en), "abort_only_an_open_packet"),
+            Assume(~(voq.wr_en & writing) | (voq.wr_queue == writing_queue),
+                   "packet_stays_in_its_queue"),
+        ]
+        # The reader's side.
+        reading = Signal()
+        reading_queue = Signal(range(nq))
+        with m.If(voq.rd_en):
+            m.d.sync += [reading.eq(~voq.rd_last), reading_queue.eq(voq.rd_queue)]
+        m.d.comb += [
+            Assume(voq.rd_queue < nq, "read_queue_exists"),
+            Assume(~voq.rd_en | Mux(reading, voq.rd_queue == reading_queue,
+                                    voq.ready.bit_select(voq.rd_queue, 1)),
+                   "read_complete_packets_to_their_end"),
+        ]
+        # Independent bookkeeping from the handshakes.
+        held = Signal(range(total + 1))
+        open_words = Signal(range(total + 1))
+        with m.If(voq.wr_en):
+            m.d.sync += open_words.eq(Mux(voq.wr_word.last, 0, open_words + 1))
+        with m.Elif(voq.abort):
+            m.d.sync += open_words.eq(0)
+        dropped = Mux(voq.abort & ~voq.wr_en, open_words, 0)
+        m.d.sync += held.eq(held + voq.wr_en - voq.rd_en - dropped)
+        in_buffer = sum(voq.used[q] for q in range(nq))
+        m.d.comb += Assert(in_buffer == held, "voq_occupancy_matches_enqueue_dequeue")
+        by_vl = sum(voq.occupancy[v] for v in range(voq.num_vls))
+        m.d.comb += Assert(by_vl == held, "voq_vl_occupancy_matches_enqueue_dequeue")
+        m.d.comb += Cover(voq.full.any() & voq.rd_en, "cover_full_queue_drains")
+        return m
+
+
+def formal_voq(*, queues=2, queue_flits=2, num_vls=2, mutant=None):
+    # A one-bit word: the flit data never influences occupancy, and a 167-bit memory only
+    # slows the solver down.
+    word = data.StructLayout({"last": 1})
+    return VoqHarness(VoqBuffer(queues, queue_flits, num_vls=num_vls, word_layout=word,
+                                mutant=mutant))
+
+
+def formal_switch_cover(*, ports=2, mutant=None):
+    """A small whole switch with every port and table input free, for the cover
+    ``cover_all_ports_transmitting`` (every output sending in the same cycle: the solver
+    must program routes, send packets through ingress, buffers and allocator)."""
+    from ...config import SwitchConfig
+    from .switch import Switch
+    if mutant not in (None,):
+        raise ValueError(f"unknown mutant {mutant!r}")
+    cfg = SwitchConfig(ports=ports, num_vls=1, queue_flits=2, max_packet_flits=1,
+                       route_entries=2, ecmp_groups=1, ecmp_max_paths=1, counter_bits=8)
+    return FreeInputs(Switch(cfg))
+
+
+class FreeInputs(Elaboratable):
+    """Drives every input port of a component with a free value each step (``AnySeq``)."""
+
+    def __init__(self, component):
+        self.component = component
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.component
+        for _path, member, value in dut.signature.flatten(dut):
+            if member.flow == wiring.In:
+                value = Value.cast(value)
+                m.d.comb += value.eq(AnySeq(len(value)))
+        return m

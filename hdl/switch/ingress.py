@@ -1,0 +1,288 @@
+"""Ingress of one switch port: parse, route, map SL to VL, drop what cannot be forwarded.
+
+Switch port format (docs/switch.md): a packet on a switch port is the link layer's
+de-blocked view, LPH (4 bytes) then the network header, then the payload, on a packet
+stream (:mod:`ubproto.hdl.stream`); LBHs and BCRCs stay inside the link.
+
+Pipeline (one flit per clock, one register stage):
+
+* the input word is parsed as it arrives: LPH.CFG, the NTH16 fields, the route-table
+  address (DCNA), the VL (SL -> VL table) and the path entropy (:class:`PathSelector`);
+  the route table (a block RAM shared by the ports, one read port each) is read in the
+  same cycle;
+* in the next cycle the route entry is resolved (direct port or ECMP group member), the
+  packet's fate is decided on its first word and every word is written to the input's
+  :class:`~.voq.VoqBuffer` queue of (output, VL) -- or of VL alone in FIFO queueing -- with
+  LPH.VL rewritten to the egress VL (the VL is hop-local).
+
+Drops (:data:`SWITCH_DROP_REASONS`) are decided on the first word except ``oversize``, which
+shows when a packet passes ``max_packet_flits``: its words already in the buffer are taken
+back (``abort``), the rest are discarded. A full queue back-pressures the input (the switch
+is lossless, like the credit-controlled links it connects).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..proto.formats import DATA_CFGS, LPH, LPH_BYTES, NTH16, Cfg
+from ..proto.layouts import header_view
+from ..stream import WORD_BYTES, PacketWord, packet_stream
+
+__all__ = ["SWITCH_DROP_REASONS", "ROUTE_ENTRY", "ENTROPY_BITS", "PathSelector", "IngressPort",
+           "HEADER_BYTES"]
+
+#: Every reason the switch ingress drops a packet (counter names; docs/switch.md).
+SWITCH_DROP_REASONS = {
+    "malformed": "too short for LPH + NTH16, CFG 0 (a link control block), or broken "
+                 "framing (a packet without `first`, or cut short by the next `first`)",
+    "reserved_cfg": "LPH.CFG is a reserved value",
+    "unsupported_cfg": "a valid data CFG this switch does not route (only CFG 6, compact "
+                       "16-bit addressing, is routed)",
+    "unknown_destination": "DCNA outside the table, an invalid entry, an empty ECMP group, "
+                           "or a port the switch does not have",
+    "oversize": "longer than max_packet_flits",
+}
+
+#: Bytes the ingress needs in the first word: LPH + NTH16.
+HEADER_BYTES = LPH_BYTES + NTH16.nbytes
+
+#: Route table entry: ``target`` is an egress port, or an ECMP group when ``ecmp``.
+ROUTE_ENTRY = data.StructLayout({"target": unsigned(8), "ecmp": unsigned(1),
+                                 "valid": unsigned(1)})
+
+#: Bits of path entropy fed to the ECMP member choice.
+ENTROPY_BITS = 8
+
+
+def _fold(value, width):
+    """XOR-fold ``value`` down to ``width`` bits."""
+    out = Const(0, width)
+    for lsb in range(0, len(value), width):
+        out = out ^ value[lsb:lsb + width]
+    return out
+
+
+class PathSelector(wiring.Component):
+    """Load-balancing hook: the entropy that picks an ECMP group member.
+
+    LPH.RT bit 1 selects per-packet balancing (the entropy is the input's packet sequence,
+    so consecutive packets of a flow spread over the group); otherwise balancing is per flow
+    (a hash of SCNA, DCNA and LBF, so a flow stays on one path and in order). RT bit 0
+    ("all paths" rather than shortest) is passed on for a richer policy; the default ignores
+    it. The load-balancing work replaces this component (``Switch(path_selector=...)``).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "scna": In(NTH16.field("scna").width),
+            "dcna": In(NTH16.field("dcna").width),
+            "lbf": In(NTH16.field("lbf").width),
+            "rt": In(LPH.field("rt").width),
+            "sequence": In(ENTROPY_BITS),
+            "entropy": Out(ENTROPY_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        flow = _fold(Cat(self.scna, self.dcna, self.lbf), ENTROPY_BITS)
+        per_packet = self.rt[1]
+        m.d.comb += self.entropy.eq(Mux(per_packet, self.sequence, flow))
+        return m
+
+
+class IngressPort(wiring.Component):
+    """Ingress of one port (see module docstring).
+
+    Members
+    -------
+    i : In(packet_stream())                 packets from the link (switch port format)
+    route_addr, route_en : Out              route table read (data next cycle)
+    route_entry : In(ROUTE_ENTRY)           the entry read
+    sl_to_vl : In(ArrayLayout(range(V), 16))      SL -> VL table
+    ecmp_size : In(ArrayLayout(range(P+1), G))    members per ECMP group (0: empty)
+    ecmp_member : In(ArrayLayout(ArrayLayout(8, P), G))   egress port of each member
+    wr_*, abort : Out; full : In            the input's VoqBuffer write side
+    drop : Out(len(SWITCH_DROP_REASONS))    one pulse per dropped packet, by reason
+    commit, commit_vl, commit_bytes : Out   a packet entered the buffer
+    """
+
+    def __init__(self, cfg, *, path_selector=PathSelector):
+        self.cfg = cfg
+        self._path_selector = path_selector
+        n, nv = cfg.ports, cfg.num_vls
+        self.route_bits = (cfg.route_entries - 1).bit_length()
+        sl_count = 1 << NTH16.field("sl").width
+        max_bytes = cfg.max_packet_flits * WORD_BYTES
+        super().__init__({
+            "i": In(packet_stream()),
+            "route_addr": Out(range(cfg.route_entries)),
+            "route_en": Out(1),
+            "route_entry": In(ROUTE_ENTRY),
+            "sl_to_vl": In(data.ArrayLayout(range(nv), sl_count)),
+            "ecmp_size": In(data.ArrayLayout(range(cfg.ecmp_max_paths + 1), cfg.ecmp_groups)),
+            "ecmp_member": In(data.ArrayLayout(
+                data.ArrayLayout(unsigned(ROUTE_ENTRY.size - 2), cfg.ecmp_max_paths),
+                cfg.ecmp_groups)),
+            "wr_en": Out(1),
+            "wr_queue": Out(range(cfg.queues_per_input)),
+            "wr_word": Out(PacketWord),
+            "wr_tag": Out(range(n)),
+            "abort": Out(1),
+            "full": In(cfg.queues_per_input),
+            "drop": Out(len(SWITCH_DROP_REASONS)),
+            "commit": Out(1),
+            "commit_vl": Out(range(nv)),
+            "commit_bytes": Out(range(max_bytes + 1)),
+        })
+
+    def _reason(self, name):
+        return list(SWITCH_DROP_REASONS).index(name)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        n, nv = cfg.ports, cfg.num_vls
+        word = self.i.payload
+        lph = header_view(word.data, LPH, 0)
+        nth = header_view(word.data, NTH16, LPH_BYTES)
+        reasons = len(SWITCH_DROP_REASONS)
+
+        # --- parse the arriving word --------------------------------------------------
+        m.submodules.path_selector = selector = self._path_selector()
+        sequence = Signal(ENTROPY_BITS)       # packets seen on this input
+        m.d.comb += [selector.scna.eq(nth.scna), selector.dcna.eq(nth.dcna),
+                     selector.lbf.eq(nth.lbf), selector.rt.eq(lph.rt),
+                     selector.sequence.eq(sequence)]
+        cfg_value = lph.cfg
+        reserved = Const(1, 1)
+        for c in DATA_CFGS | {Cfg.CONTROL}:
+            reserved = reserved & (cfg_value != c)
+        early = Signal(reasons)               # reasons known from the word alone
+        m.d.comb += [
+            early[self._reason("malformed")].eq((cfg_value == Cfg.CONTROL) |
+                                                (word.nbytes < HEADER_BYTES)),
+            early[self._reason("reserved_cfg")].eq(reserved),
+            early[self._reason("unsupported_cfg")].eq(~reserved & (cfg_value != Cfg.COMPACT16)
+                                                      & (cfg_value != Cfg.CONTROL)),
+        ]
+        dcna = nth.dcna
+        outside_table = dcna[self.route_bits:].any() if len(dcna) > self.route_bits else 0
+
+        # --- register stage -------------------------------------------------------------
+        p_valid = Signal()
+        p_word = Signal(PacketWord)
+        p_early = Signal(reasons)
+        p_outside = Signal()
+        p_vl = Signal(range(nv))
+        p_entropy = Signal(ENTROPY_BITS)
+        consume = Signal()                    # stage P finishes its word this cycle
+        accept = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~p_valid | consume),
+            accept.eq(self.i.valid & self.i.ready),
+            self.route_addr.eq(dcna[:self.route_bits]),
+            self.route_en.eq(accept),
+        ]
+        with m.If(accept):
+            m.d.sync += [
+                p_valid.eq(1), p_word.eq(word), p_early.eq(early), p_outside.eq(outside_table),
+                p_vl.eq(self.sl_to_vl[nth.sl] if nv > 1 else 0),
+                p_entropy.eq(selector.entropy),
+            ]
+            with m.If(word.first):
+                m.d.sync += sequence.eq(sequence + 1)
+        with m.Elif(consume):
+            m.d.sync += p_valid.eq(0)
+
+        # --- resolve the route (first words) --------------------------------------------
+        entry = self.route_entry
+        port = Signal(ROUTE_ENTRY.size - 2)
+        group_size = Signal(range(cfg.ecmp_max_paths + 1))
+        member = Signal(range(cfg.ecmp_max_paths))
+        m.d.comb += [
+            group_size.eq(self.ecmp_size[entry.target] if cfg.ecmp_groups > 1
+                          else self.ecmp_size[0]),
+            # Multiply-shift range reduction: uniform over the group for uniform entropy.
+            member.eq((p_entropy * group_size) >> ENTROPY_BITS),
+        ]
+        members = self.ecmp_member[entry.target] if cfg.ecmp_groups > 1 else self.ecmp_member[0]
+        group_ok = (entry.target < cfg.ecmp_groups) & (group_size != 0)
+        m.d.comb += port.eq(Mux(entry.ecmp, members[member], entry.target))
+        unknown = ~entry.valid | p_outside | (entry.ecmp & ~group_ok) | (port >= n)
+        reason = Signal(reasons)
+        m.d.comb += reason.eq(p_early)
+        with m.If(p_early == 0):
+            m.d.comb += reason[self._reason("unknown_destination")].eq(unknown)
+        # Report only the first reason (in SWITCH_DROP_REASONS order).
+        first_reason = Signal(reasons)
+        m.d.comb += first_reason.eq(reason & (~reason + 1))
+        queue = Signal(range(cfg.queues_per_input))
+        m.d.comb += queue.eq(p_vl if cfg.queueing == "fifo" else port * nv + p_vl)
+
+        # --- per-packet state ----------------------------------------------------------
+        in_packet = Signal()                  # words are being written to cur_queue
+        discarding = Signal()                 # words are dropped up to the next `last`
+        cur_queue = Signal(range(cfg.queues_per_input))
+        cur_port = Signal(range(n))
+        cur_vl = Signal(range(nv))
+        words = Signal(range(cfg.max_packet_flits + 1))
+        nbytes = Signal(range(cfg.max_packet_flits * WORD_BYTES + 1))
+
+        out_word = Signal(PacketWord)
+        m.d.comb += [out_word.eq(p_word), self.wr_word.eq(out_word)]
+        target_queue = Mux(p_word.first, queue, cur_queue)
+        m.d.comb += [
+            self.wr_queue.eq(target_queue),
+            self.wr_tag.eq(Mux(p_word.first, port, cur_port)),
+        ]
+        full = self.full.bit_select(target_queue, 1)
+        last = p_word.last
+
+        def drop(name):
+            m.d.comb += self.drop[self._reason(name)].eq(1)
+
+        def write():
+            # Words and bytes of the packet so far, this word included.
+            words_now = Mux(p_word.first, 0, words) + 1
+            bytes_now = Mux(p_word.first, 0, nbytes) + p_word.nbytes
+            with m.If(~full):
+                m.d.comb += [self.wr_en.eq(1), consume.eq(1)]
+                m.d.sync += [in_packet.eq(~last), words.eq(Mux(last, 0, words_now)),
+                             nbytes.eq(Mux(last, 0, bytes_now))]
+                with m.If(last):
+                    m.d.comb += [self.commit.eq(1), self.commit_bytes.eq(bytes_now)]
+
+        with m.If(p_valid):
+            with m.If(p_word.first):
+                with m.If(in_packet):
+                    # The open packet never got its `last`: take it back, then (next
+                    # cycle) treat this word as the start of a new packet.
+                    m.d.comb += self.abort.eq(1)
+                    drop("malformed")
+                    m.d.sync += [in_packet.eq(0), words.eq(0), nbytes.eq(0)]
+                with m.Elif(reason.any()):
+                    m.d.comb += [consume.eq(1), self.drop.eq(first_reason)]
+                    m.d.sync += discarding.eq(~last)
+                with m.Else():
+                    m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(p_vl)
+                    m.d.comb += self.commit_vl.eq(p_vl)
+                    m.d.sync += [cur_queue.eq(queue), cur_port.eq(port), cur_vl.eq(p_vl),
+                                 discarding.eq(0)]
+                    write()
+            with m.Elif(discarding):
+                m.d.comb += consume.eq(1)
+                m.d.sync += discarding.eq(~last)
+            with m.Elif(~in_packet):
+                # A word outside any packet: drop the run up to its `last`, count it once.
+                m.d.comb += consume.eq(1)
+                drop("malformed")
+                m.d.sync += discarding.eq(~last)
+            with m.Elif(words == cfg.max_packet_flits):
+                m.d.comb += [consume.eq(1), self.abort.eq(1)]
+                drop("oversize")
+                m.d.sync += [in_packet.eq(0), discarding.eq(~last), words.eq(0), nbytes.eq(0)]
+            with m.Else():
+                m.d.comb += self.commit_vl.eq(cur_vl)
+                write()
+        return m

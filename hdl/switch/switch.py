@@ -1,0 +1,329 @@
+"""Switch: the N-port UB-style switch (docs/switch.md has the pipeline picture).
+
+Per clock, every input can take one flit from its link and every output can send one;
+the allocator matches free inputs to free outputs every cycle, and a granted input keeps
+its output until the packet's last flit (packet-granular allocation).
+
+Data path of one packet::
+
+    rx ─> IngressPort ─> VoqBuffer[input] ═(allocator grant)═> crossbar ─> tx
+           parse, route,    queue (output, VL)       per-output VL choice
+           SL->VL, drops    store-and-forward        (EgressVlScheduler)
+
+Timing: the word leaves the input buffer's block RAM one cycle after its read was
+issued; the crossbar is the multiplexer behind the RAM outputs (no extra register), so
+``tx`` shows the flit the cycle after the grant. Back-pressure on ``tx`` holds the RAM output
+(and the input) until the flit is taken.
+"""
+
+from enum import IntEnum
+
+from amaranth.hdl import Cat, Cover, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ...config import SwitchConfig
+from ..proto.formats import NTH16
+from ..stream import packet_stream
+from .allocator import make_allocator, onehot_index
+from .counters import SwitchCounters, counters_signature
+from .egress import EgressVlScheduler
+from .ingress import ROUTE_ENTRY, IngressPort, PathSelector
+from .voq import VoqBuffer
+
+__all__ = ["Switch", "SwitchTable", "port_signature", "table_write_signature"]
+
+#: Address / data widths of the table write port.
+TABLE_ADDR_BITS = 16
+TABLE_DATA_BITS = 32
+
+
+class SwitchTable(IntEnum):
+    """Tables and registers written through ``Switch.table`` (docs/switch.md)."""
+    #: addr = DCNA, data = ROUTE_ENTRY (target, ecmp, valid)
+    ROUTE = 0
+    #: addr = SL, data = VL
+    SL_TO_VL = 1
+    #: addr = group, data = members in use (0 = empty group)
+    ECMP_SIZE = 2
+    #: addr = group * ecmp_max_paths + member, data = egress port
+    ECMP_MEMBER = 3
+    #: addr = VL, data = DWRR quantum in flits
+    VL_QUANTUM = 4
+    #: data = mask of VLs served by strict priority
+    VL_STRICT = 5
+    #: data = iSLIP iterations to run (1..islip_iterations)
+    ALLOCATOR_ITERATIONS = 6
+
+
+def port_signature(num_vls):
+    """One switch port, as the switch sees it (flip it for the link side)."""
+    return wiring.Signature({
+        "rx": In(packet_stream()),
+        "tx": Out(packet_stream()),
+        # Credit back-pressure per VL from the attached link: a packet on VL v may start
+        # only while bit v is set. (Once started, a packet is paced by tx.ready alone.)
+        "tx_vl_ready": In(num_vls, init=(1 << num_vls) - 1),
+        "tx_vl": Out(range(num_vls)),
+    })
+
+
+def table_write_signature():
+    return wiring.Signature({
+        "valid": Out(1),
+        "table": Out(range(len(SwitchTable))),
+        "addr": Out(TABLE_ADDR_BITS),
+        "data": Out(TABLE_DATA_BITS),
+    })
+
+
+class Switch(wiring.Component):
+    """The switch (see module docstring and docs/switch.md).
+
+    Members
+    -------
+    ports : array of port_signature     ``ports[p].rx`` in, ``ports[p].tx`` out
+    table : In(table_write_signature)   run-time writes of routes, SL->VL, ECMP, VL weights
+    stats : Out(counters_signature)     statistics (SwitchCounters / counter_map)
+    """
+
+    def __init__(self, cfg: SwitchConfig = None, *, path_selector=PathSelector, **params):
+        if cfg is None:
+            cfg = SwitchConfig(**params)
+        elif params:
+            raise TypeError("give either cfg or keyword parameters, not both")
+        self.cfg = cfg
+        self._path_selector = path_selector
+        super().__init__({
+            "ports": Out(port_signature(cfg.num_vls)).array(cfg.ports),
+            "table": In(table_write_signature()),
+            "stats": Out(counters_signature(cfg.ports, cfg.num_vls, cfg.counter_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        n, nv = cfg.ports, cfg.num_vls
+        fifo = cfg.queueing == "fifo"
+        nq = cfg.queues_per_input
+
+        tables = self._tables(m)
+
+        # --- ingress and buffers -------------------------------------------------------
+        m.submodules.route_table = route_mem = Memory(shape=ROUTE_ENTRY,
+                                                      depth=cfg.route_entries, init=[])
+        route_wr = route_mem.write_port()
+        m.d.comb += [route_wr.addr.eq(self.table.addr), route_wr.data.eq(self.table.data),
+                     route_wr.en.eq(self.table.valid & (self.table.table == SwitchTable.ROUTE)
+                                    & (self.table.addr < cfg.route_entries))]
+        ingress, voq = [], []
+        for i in range(n):
+            ing = IngressPort(cfg, path_selector=self._path_selector)
+            buf = VoqBuffer(nq, cfg.queue_flits, num_vls=nv, tag_bits=max(1, (n - 1).bit_length()),
+                            head_tags=fifo)
+            m.submodules[f"ingress{i}"] = ing
+            m.submodules[f"voq{i}"] = buf
+            rd = route_mem.read_port(domain="sync")
+            m.d.comb += [
+                ing.i.valid.eq(self.ports[i].rx.valid),
+                ing.i.payload.eq(self.ports[i].rx.payload),
+                self.ports[i].rx.ready.eq(ing.i.ready),
+                rd.addr.eq(ing.route_addr), rd.en.eq(ing.route_en),
+                ing.route_entry.eq(rd.data),
+                ing.sl_to_vl.eq(tables["sl_to_vl"]),
+                ing.ecmp_size.eq(tables["ecmp_size"]),
+                ing.ecmp_member.eq(tables["ecmp_member"]),
+                buf.wr_en.eq(ing.wr_en), buf.wr_queue.eq(ing.wr_queue),
+                buf.wr_word.eq(ing.wr_word), buf.wr_tag.eq(ing.wr_tag),
+                buf.abort.eq(ing.abort), ing.full.eq(buf.full),
+            ]
+            ingress.append(ing)
+            voq.append(buf)
+
+        # --- allocation state ----------------------------------------------------------
+        txs = [self.ports[o].tx for o in range(n)]
+        d_valid = [Signal(name=f"d_valid{i}") for i in range(n)]    # RAM output holds a flit
+        d_out = [Signal(range(n), name=f"d_out{i}") for i in range(n)]
+        d_vl = [Signal(range(nv), name=f"d_vl{i}") for i in range(n)]
+        in_busy = [Signal(name=f"in_busy{i}") for i in range(n)]    # mid-packet
+        in_queue = [Signal(range(nq), name=f"in_queue{i}") for i in range(n)]
+        out_busy = [Signal(name=f"out_busy{o}") for o in range(n)]
+        out_src = [Signal(range(n), name=f"out_src{o}") for o in range(n)]
+
+        tx_ready = Cat(*(tx.ready for tx in txs))
+        in_adv = [Signal(name=f"in_adv{i}") for i in range(n)]
+        in_free = Signal(n)
+        out_free = Signal(n)
+        for i in range(n):
+            m.d.comb += [in_adv[i].eq(~d_valid[i] | tx_ready.bit_select(d_out[i], 1)),
+                         in_free[i].eq(~in_busy[i] & in_adv[i])]
+
+        # The crossbar: each output shows the RAM output of the input feeding it.
+        for o in range(n):
+            src = out_src[o]
+            word = Signal.like(voq[0].rd_word, name=f"xbar_word{o}")
+            valid = Signal(name=f"xbar_valid{o}")
+            vl = Signal(range(nv), name=f"xbar_vl{o}")
+            with m.Switch(src):
+                for i in range(n):
+                    with m.Case(i):
+                        m.d.comb += [word.eq(voq[i].rd_word),
+                                     valid.eq(d_valid[i] & (d_out[i] == o)),
+                                     vl.eq(d_vl[i])]
+            m.d.comb += [txs[o].payload.eq(word), txs[o].valid.eq(valid),
+                         self.ports[o].tx_vl.eq(vl),
+                         out_free[o].eq(~out_busy[o] & (~valid | txs[o].ready))]
+
+        # Complete packets per (input, output, VL) at the head of a queue.
+        def avail(i, o, v):
+            if fifo:
+                return voq[i].ready[v] & (voq[i].head_tag[v] == o)
+            return voq[i].ready[o * nv + v]
+
+        # --- egress VL choice ----------------------------------------------------------
+        sched = []
+        for o in range(n):
+            s = EgressVlScheduler(nv, cfg.dwrr_quantum.bit_length() + 4, cfg.max_packet_flits)
+            m.submodules[f"egress{o}"] = s
+            for v in range(nv):
+                wanted = 0
+                for i in range(n):
+                    wanted = wanted | (in_free[i] & avail(i, o, v))
+                m.d.comb += s.eligible[v].eq(self.ports[o].tx_vl_ready[v] & wanted)
+            m.d.comb += [s.strict.eq(tables["vl_strict"]), s.quantum.eq(tables["vl_quantum"]),
+                         s.sent.eq(txs[o].valid & txs[o].ready),
+                         s.sent_vl.eq(self.ports[o].tx_vl)]
+            sched.append(s)
+
+        # --- allocation ------------------------------------------------------------------
+        m.submodules.allocator = alloc = make_allocator(n, cfg)
+        if hasattr(alloc, "active_iterations"):
+            m.d.comb += alloc.active_iterations.eq(tables["iterations"])
+        for i in range(n):
+            row = []
+            for o in range(n):
+                vl_avail = Signal(name=f"avail_i{i}_o{o}")
+                with m.Switch(sched[o].vl):
+                    for v in range(nv):
+                        with m.Case(v):
+                            m.d.comb += vl_avail.eq(avail(i, o, v))
+                row.append(in_free[i] & out_free[o] & sched[o].valid & vl_avail)
+            m.d.comb += alloc.request[i].eq(Cat(*row))
+
+        issued_to = [[None] * n for _ in range(n)]   # issued_to[i][o]: input i reads for o
+        last_of = []
+        for i in range(n):
+            grant = alloc.grant[i]
+            granted = grant.any()
+            g_out = onehot_index(grant, n)
+            g_vl = Signal(range(nv), name=f"grant_vl{i}")
+            with m.Switch(g_out):
+                for o in range(n):
+                    with m.Case(o):
+                        m.d.comb += g_vl.eq(sched[o].vl)
+            g_queue = g_vl if fifo else g_out * nv + g_vl
+            go_on = in_busy[i] & in_adv[i]
+            issue = Signal(name=f"issue{i}")
+            out = Signal(range(n), name=f"issue_out{i}")
+            vl = Signal(range(nv), name=f"issue_vl{i}")
+            queue = Signal(range(nq), name=f"issue_queue{i}")
+            m.d.comb += [
+                issue.eq(go_on | granted),
+                out.eq(Mux(go_on, d_out[i], g_out)),
+                vl.eq(Mux(go_on, d_vl[i], g_vl)),
+                queue.eq(Mux(go_on, in_queue[i], g_queue)),
+                voq[i].rd_en.eq(issue),
+                voq[i].rd_queue.eq(queue),
+            ]
+            last = voq[i].rd_last
+            with m.If(issue):
+                m.d.sync += [d_valid[i].eq(1), d_out[i].eq(out), d_vl[i].eq(vl),
+                             in_busy[i].eq(~last), in_queue[i].eq(queue)]
+            with m.Elif(in_adv[i]):
+                m.d.sync += d_valid[i].eq(0)
+            for o in range(n):
+                issued_to[i][o] = issue & (out == o)
+            last_of.append(last)
+
+        for o in range(n):
+            hits = Cat(*(issued_to[i][o] for i in range(n)))
+            ends = Cat(*(issued_to[i][o] & last_of[i] for i in range(n)))
+            with m.If(hits.any()):
+                m.d.sync += [out_busy[o].eq(~ends.any()), out_src[o].eq(onehot_index(hits, n))]
+            granted_here = Cat(*(alloc.grant[i][o] for i in range(n))).any()
+            m.d.comb += sched[o].start.eq(granted_here)
+
+        # --- statistics ------------------------------------------------------------------
+        occ_bits = len(voq[0].occupancy[0])
+        m.submodules.counters = counters = SwitchCounters(n, nv, cfg.counter_bits, occ_bits)
+        for p in range(n):
+            tx = txs[p]
+            sent = tx.valid & tx.ready
+            bytes_so_far = Signal(16, name=f"tx_bytes{p}")
+            with m.If(sent):
+                m.d.sync += bytes_so_far.eq(Mux(tx.payload.last, 0,
+                                                bytes_so_far + tx.payload.nbytes))
+            m.d.comb += [
+                counters.rx[p].eq(ingress[p].commit),
+                counters.rx_vl[p].eq(ingress[p].commit_vl),
+                counters.rx_bytes[p].eq(ingress[p].commit_bytes),
+                counters.tx[p].eq(sent & tx.payload.last),
+                counters.tx_vl[p].eq(self.ports[p].tx_vl),
+                counters.tx_bytes[p].eq(bytes_so_far + tx.payload.nbytes),
+                counters.drop[p].eq(ingress[p].drop),
+                counters.occupancy[p].eq(voq[p].occupancy),
+                counters.grant[p].eq(alloc.grant[p].any()),
+            ]
+        m.d.comb += [getattr(self.stats, name).eq(getattr(counters.stats, name))
+                     for name in self.stats.signature.members]
+        all_sending = 1
+        for tx in txs:
+            all_sending = all_sending & tx.valid & tx.ready
+        m.d.comb += Cover(all_sending, "cover_all_ports_transmitting")
+        return m
+
+    def _tables(self, m):
+        """Run-time tables held in registers, written through ``self.table``."""
+        cfg = self.cfg
+        nv = cfg.num_vls
+        sl_count = 1 << NTH16.field("sl").width
+        port_bits = ROUTE_ENTRY.size - 2
+        sl_to_vl = Signal(data.ArrayLayout(range(nv), sl_count),
+                          init=[sl % nv for sl in range(sl_count)])
+        ecmp_size = Signal(data.ArrayLayout(range(cfg.ecmp_max_paths + 1), cfg.ecmp_groups))
+        ecmp_member = Signal(data.ArrayLayout(
+            data.ArrayLayout(unsigned(port_bits), cfg.ecmp_max_paths), cfg.ecmp_groups))
+        quantum_bits = cfg.dwrr_quantum.bit_length() + 4
+        vl_quantum = Signal(data.ArrayLayout(unsigned(quantum_bits), nv),
+                            init=[cfg.dwrr_quantum] * nv)
+        vl_strict = Signal(nv)
+        iterations = Signal(range(1, cfg.islip_iterations + 1), init=cfg.islip_iterations)
+
+        t = self.table
+        with m.If(t.valid):
+            with m.Switch(t.table):
+                with m.Case(SwitchTable.SL_TO_VL):
+                    for sl in range(sl_count):
+                        with m.If(t.addr == sl):
+                            m.d.sync += sl_to_vl[sl].eq(t.data)
+                with m.Case(SwitchTable.ECMP_SIZE):
+                    for g in range(cfg.ecmp_groups):
+                        with m.If(t.addr == g):
+                            m.d.sync += ecmp_size[g].eq(t.data)
+                with m.Case(SwitchTable.ECMP_MEMBER):
+                    for g in range(cfg.ecmp_groups):
+                        for k in range(cfg.ecmp_max_paths):
+                            with m.If(t.addr == g * cfg.ecmp_max_paths + k):
+                                m.d.sync += ecmp_member[g][k].eq(t.data)
+                with m.Case(SwitchTable.VL_QUANTUM):
+                    for v in range(nv):
+                        with m.If(t.addr == v):
+                            m.d.sync += vl_quantum[v].eq(t.data)
+                with m.Case(SwitchTable.VL_STRICT):
+                    m.d.sync += vl_strict.eq(t.data)
+                with m.Case(SwitchTable.ALLOCATOR_ITERATIONS):
+                    with m.If((t.data >= 1) & (t.data <= cfg.islip_iterations)):
+                        m.d.sync += iterations.eq(t.data)
+        return {"sl_to_vl": sl_to_vl, "ecmp_size": ecmp_size, "ecmp_member": ecmp_member,
+                "vl_quantum": vl_quantum, "vl_strict": vl_strict, "iterations": iterations}

@@ -1,0 +1,131 @@
+// Native Verilator harness for switch saturation experiments (hdl/switch/experiment.py).
+//
+// The design (SwitchExperimentTop) generates and measures its own traffic, so this main only
+// resets it, programs the switch tables, runs the clock and reads the result registers at
+// the end: no per-cycle work beyond eval().
+//
+// Usage: top KEY=VALUE ...   keys: warmup, measure, seed, threshold, saturate, flits, lph,
+//        probes (count), bins (histogram bins), ports, writes (t:a:d,t:a:d,...)
+// Output (stdout), one item per line: "probe I VALUE", "hist PORT BIN COUNT" (non-zero bins),
+// "cycles N", "seconds S" (wall clock), "cpu_seconds S" (this process's CPU time; the fair
+// speed figure on a shared machine).
+#include <chrono>
+#include <ctime>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "Vtop.h"
+#include "verilated.h"
+
+namespace {
+
+std::map<std::string, std::string> parse_args(int argc, char** argv) {
+    std::map<std::string, std::string> args;
+    for (int i = 1; i < argc; ++i) {
+        std::string a(argv[i]);
+        auto eq = a.find('=');
+        if (eq != std::string::npos) args[a.substr(0, eq)] = a.substr(eq + 1);
+    }
+    return args;
+}
+
+uint64_t num(const std::map<std::string, std::string>& args, const char* key, uint64_t dflt) {
+    auto it = args.find(key);
+    return it == args.end() ? dflt : std::strtoull(it->second.c_str(), nullptr, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    auto args = parse_args(argc, argv);
+    auto context = std::make_unique<VerilatedContext>();
+    context->debug(0);
+    auto top = std::make_unique<Vtop>(context.get());
+    uint64_t cycles = 0;
+    auto tick = [&]() {
+        top->clk = 0;
+        top->eval();
+        top->clk = 1;
+        top->eval();
+        ++cycles;
+    };
+
+    // The design has no reset: its registers start from their initial values.
+    top->enable = 0;
+    top->measure = 0;
+    top->tbl_valid = 0;
+    for (int i = 0; i < 4; ++i) tick();
+
+    // Table writes: "t:a:d,t:a:d,..."
+    std::stringstream writes(args.count("writes") ? args["writes"] : "");
+    std::string item;
+    while (std::getline(writes, item, ',')) {
+        unsigned t, a, d;
+        if (std::sscanf(item.c_str(), "%u:%u:%u", &t, &a, &d) != 3) continue;
+        top->tbl_valid = 1;
+        top->tbl_table = t;
+        top->tbl_addr = a;
+        top->tbl_data = d;
+        tick();
+    }
+    top->tbl_valid = 0;
+
+    top->seed = num(args, "seed", 1);
+    top->threshold = num(args, "threshold", 0);
+    top->saturate = num(args, "saturate", 0);
+    top->packet_flits = num(args, "flits", 1);
+    top->lph = num(args, "lph", 0);
+    tick();  // seeds load while enable is low
+    tick();
+
+    const uint64_t warmup = num(args, "warmup", 1000);
+    const uint64_t measure = num(args, "measure", 10000);
+    const uint64_t start_cycles = cycles;
+    auto start = std::chrono::steady_clock::now();
+    const std::clock_t cpu_start = std::clock();
+    top->enable = 1;
+    for (uint64_t i = 0; i < warmup; ++i) tick();
+    top->measure = 1;
+    for (uint64_t i = 0; i < measure; ++i) tick();
+    top->measure = 0;
+    auto stop = std::chrono::steady_clock::now();
+    const std::clock_t cpu_stop = std::clock();
+    const uint64_t run_cycles = cycles - start_cycles;
+    top->enable = 0;
+    tick();
+    tick();
+
+    const uint64_t probes = num(args, "probes", 0);
+    for (uint64_t p = 0; p < probes; ++p) {
+        top->probe_sel = p;
+        tick();  // the input register
+        tick();  // the probe register
+        std::printf("probe %llu %llu\n", (unsigned long long)p,
+                    (unsigned long long)top->probe_data);
+    }
+    const uint64_t bins = num(args, "bins", 0), ports = num(args, "ports", 0);
+    for (uint64_t port = 0; port < ports; ++port) {
+        top->hist_port = port;
+        for (uint64_t b = 0; b < bins; ++b) {
+            top->hist_addr = b;
+            tick();  // the input register
+            tick();  // the sink's RAM read
+            tick();  // the read-out register
+            if (top->hist_data) {
+                std::printf("hist %llu %llu %llu\n", (unsigned long long)port,
+                            (unsigned long long)b, (unsigned long long)top->hist_data);
+            }
+        }
+    }
+    std::printf("cycles %llu\n", (unsigned long long)run_cycles);
+    std::printf("seconds %.6f\n", std::chrono::duration<double>(stop - start).count());
+    std::printf("cpu_seconds %.6f\n", double(cpu_stop - cpu_start) / CLOCKS_PER_SEC);
+    top->final();
+    return 0;
+}

@@ -1,0 +1,190 @@
+"""Unit tests of the link layer pieces in Amaranth's simulator (no Verilator needed)."""
+
+import random
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from ubproto.config import LinkConfig, ProtocolConfig
+from ubproto.errors import ConfigError
+from ubproto.hdl.fault.injector import probability_threshold, xorshift32
+from ubproto.hdl.link.common import LinkParams, plan_python
+from ubproto.hdl.link.framer import Framer, TxQueue
+from ubproto.hdl.link.rxbuf import RxBuffer
+from ubproto.hdl.proto.codec import (DataPacket, _layout, block_capacity, encode_packet,
+                                     max_payload_bytes, packet_flits, split_stream)
+from ubproto.hdl.proto.crc30 import crc30
+from ubproto.hdl.stream import bytes_to_words
+
+
+def small_params(B=4, max_packet=16, num_vls=1, cell=1):
+    return LinkParams.from_config(
+        ProtocolConfig(max_block_flits=B, max_packet_flits=max_packet, num_vls=num_vls,
+                       cell_flits=cell),
+        LinkConfig(rx_buffer_cells=max_packet, tx_queue_words=64))
+
+
+@pytest.mark.parametrize("B", [1, 2, 4, 32])
+def test_plan_matches_codec(B):
+    for n in range(1, max_payload_bytes(16 * B, B) + 1, 1 if B < 32 else 7):
+        chunks, last_flits, pad = _layout(n, B)
+        assert plan_python(n, B) == (len(chunks), last_flits, pad, packet_flits(n, B))
+
+
+@pytest.mark.parametrize("B,max_packet", [(4, 16), (2, 8)])
+def test_framer_output_equals_codec(B, max_packet):
+    prm = small_params(B, max_packet)
+    m = Module()
+    m.submodules.q = q = TxQueue(prm)
+    m.submodules.f = f = Framer(prm, 6)
+    wiring.connect(m, q.words, f.words[0])
+    wiring.connect(m, q.plans, f.plans[0])
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    rng = random.Random(B)
+    sizes = [1, 12, 13, 16, 17, 32, 33, 50, prm.max_payload] + \
+        [rng.randrange(1, prm.max_payload + 1) for _ in range(12)]
+    packets = [bytes(rng.randrange(256) for _ in range(n)) for n in sizes]
+    out = []
+
+    async def feed(ctx):
+        for payload in packets:
+            for data, nbytes, first, last in bytes_to_words(payload):
+                ctx.set(q.i.valid, 1)
+                ctx.set(q.i.payload, {"data": data | rng.randrange(2**8) * (nbytes < 20),
+                                      "nbytes": nbytes, "first": first, "last": last})
+                await ctx.tick().until(q.i.ready)
+        ctx.set(q.i.valid, 0)
+
+    async def drain(ctx):
+        await ctx.tick().repeat(100)
+        for _ in range(1500):
+            go = ctx.get(f.busy) or ctx.get(f.plans[0].valid)
+            ctx.set(f.advance, go)
+            if go:
+                out.append((ctx.get(f.flit.data), ctx.get(f.flit.block_last)))
+            await ctx.tick()
+
+    sim.add_testbench(feed, background=True)
+    sim.add_testbench(drain)
+    sim.run()
+    expected = b"".join(encode_packet(DataPacket(p, cfg=6), max_block_flits=B,
+                                      max_packet_flits=max_packet) for p in packets)
+    got, block = b"", b""
+    for data, block_last in out:
+        block += data.to_bytes(20, "big")
+        if block_last:       # the CRC stage of LinkTx fills the trailer
+            got += block[:-4] + crc30(block[:-4]).to_bytes(4, "big")
+            block = b""
+    assert got == expected
+
+
+def _flit_meta(n, B):
+    blocks, last_flits, _pad, _total = plan_python(n, B)
+    out, rem = [], n
+    for b in range(blocks):
+        flits = last_flits if b == blocks - 1 else B
+        brem = rem if b == blocks - 1 else block_capacity(b == 0, B)
+        for i in range(flits):
+            hdr = (4 if b == 0 else 2) if i == 0 else 0
+            take = min(20 - hdr - (4 if i == flits - 1 else 0), brem)
+            brem -= take
+            rem -= take
+            out.append((hdr, take, b == blocks - 1 and i == flits - 1, b))
+    return out
+
+
+def test_rx_buffer_rollback_backpressure_and_credit_return():
+    B, cell_shift = 4, 2
+    dut = RxBuffer(capacity=40, max_cell_shift=3)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    rng = random.Random(2)
+    packets = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 250)))
+               for _ in range(50)]
+    got, freed = [], [0]
+
+    async def writer(ctx):
+        ctx.set(dut.cell_shift, cell_shift)
+        for payload in packets:
+            wire = encode_packet(DataPacket(payload, cfg=6), max_block_flits=B,
+                                 max_packet_flits=64)
+            blocks = {}
+            for i, meta in enumerate(_flit_meta(len(payload), B)):
+                blocks.setdefault(meta[3], []).append((i, meta))
+            for flits in blocks.values():
+                attempts = 2 if rng.random() < 0.2 else 1      # first attempt rolled back
+                for attempt in range(attempts):
+                    bad = attempt < attempts - 1
+                    for j, (i, (off, nbytes, last, _)) in enumerate(flits):
+                        while not ctx.get(dut.space):
+                            await ctx.tick()
+                        end = j == len(flits) - 1
+                        ctx.set(dut.wr_en, 1)
+                        ctx.set(dut.wr_data, int.from_bytes(wire[20 * i:20 * i + 20], "big"))
+                        ctx.set(dut.wr_offset, off)
+                        ctx.set(dut.wr_nbytes, nbytes)
+                        ctx.set(dut.wr_last, last)
+                        ctx.set(dut.commit_block, end and not bad)
+                        ctx.set(dut.commit_packet, end and not bad and last)
+                        ctx.set(dut.rollback_block, end and bad)
+                        await ctx.tick()
+                        for s in (dut.wr_en, dut.commit_block, dut.commit_packet,
+                                  dut.rollback_block):
+                            ctx.set(s, 0)
+
+    async def reader(ctx):
+        current = b""
+        for _ in range(7000):
+            ctx.set(dut.o.ready, rng.random() < 0.7)
+            await ctx.delay(1e-8)
+            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                word = ctx.get(dut.o.payload)
+                current += word.data.to_bytes(20, "big")[:word.nbytes]
+                if word.last:
+                    got.append(current)
+                    current = b""
+            freed[0] += ctx.get(dut.freed)
+            await ctx.tick()
+
+    sim.add_testbench(writer, background=True)
+    sim.add_testbench(reader)
+    sim.run()
+    assert got == packets
+    cells = 1 << cell_shift
+    assert freed[0] == sum(-(-plan_python(len(p), B)[3] // cells) for p in packets)
+
+
+def test_link_config_validation():
+    with pytest.raises(ConfigError, match="retry_buffer_blocks"):
+        LinkConfig(retry_buffer_blocks=48)
+    with pytest.raises(ConfigError, match="data_cfg"):
+        LinkConfig(data_cfg=2)
+    with pytest.raises(ConfigError, match="cannot hold the largest packet"):
+        LinkParams.from_config(ProtocolConfig(max_packet_flits=512, cell_flits=8),
+                               LinkConfig(rx_buffer_cells=32))
+    with pytest.raises(ConfigError, match="power of two"):
+        LinkParams.from_config(ProtocolConfig(cell_flits=6), LinkConfig())
+
+
+def test_fault_probability_threshold():
+    assert probability_threshold(0) == 0
+    assert probability_threshold(1) == 2**32 - 1
+    assert probability_threshold(1e-3) == round(1e-3 * 2**32)
+    with pytest.raises(ConfigError):
+        probability_threshold(1.5)
+    # xorshift32 hits a threshold at the expected rate (the injector's error decision).
+    x, hits, thr = 1, 0, probability_threshold(0.01)
+    for _ in range(200000):
+        x = xorshift32(x)
+        hits += x < thr
+    assert 1700 < hits < 2300
+
+
+def test_malformed_flits_are_what_the_codec_rejects():
+    from ubproto.hdl.link.traffic import malformed_flits
+    reasons = [split_stream(f.to_bytes(20, "big"), max_block_flits=4,
+                            max_packet_flits=16)[0].reason for f in malformed_flits(4)]
+    assert {"reserved_cfg", "bad_lch", "bad_length", "truncated"} <= set(reasons)
