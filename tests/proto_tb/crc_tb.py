@@ -3,7 +3,6 @@
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from scapy.packet import Raw
 
@@ -13,7 +12,7 @@ from ubproto.hdl.proto.formats import BCRC, BCRC_BYTES, FLIT_BYTES, Nlp
 from ubproto.hdl.proto.scapy_layers import CTPH, NTH16, UBLink
 from ubproto.hdl.stream import PacketWord
 from ubproto.verify.cocotb_harness import cocotb_params
-from ubproto.verify.vip import PacketSink, PacketSource
+from ubproto.verify.vip import PacketSink, PacketSource, start_clock_and_reset
 
 CLOCK_NS = 10
 
@@ -45,13 +44,7 @@ def clear_crcs(frame, max_block_flits):
 
 
 async def start(dut):
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    await start_clock_and_reset(dut, CLOCK_NS, idle_inputs=("i",), ready_outputs=("o",))
 
 
 @cocotb.test()

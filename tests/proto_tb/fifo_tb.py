@@ -3,7 +3,6 @@
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from scapy.packet import Raw
 
@@ -11,7 +10,7 @@ from ubproto.hdl.proto.formats import Nlp
 from ubproto.hdl.proto.scapy_layers import CTPH, NTH16
 from ubproto.hdl.stream import WORD_BYTES
 from ubproto.verify.cocotb_harness import cocotb_params
-from ubproto.verify.vip import PacketSink, PacketSource, Scoreboard
+from ubproto.verify.vip import PacketSink, PacketSource, start_clock_and_reset, Scoreboard
 
 CLOCK_NS = 10
 
@@ -26,13 +25,7 @@ def ub_packet(rng, max_bytes):
 
 
 async def start(dut):
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    await start_clock_and_reset(dut, CLOCK_NS, idle_inputs=("i",), ready_outputs=("o",))
 
 
 async def drain(sink, count, limit):

@@ -6,6 +6,8 @@ ports ``i__payload``/``i__valid``/``i__ready`` that Amaranth generates for a str
 named ``i``.
 """
 
-from .packet_stream import PacketSink, PacketSource, Scoreboard, pack_word, unpack_word
+from .packet_stream import (PacketSink, PacketSource, Scoreboard, pack_word, start_clock_and_reset,
+                            unpack_word)
 
-__all__ = ["PacketSource", "PacketSink", "Scoreboard", "pack_word", "unpack_word"]
+__all__ = ["PacketSource", "PacketSink", "Scoreboard", "pack_word", "unpack_word",
+           "start_clock_and_reset"]

@@ -11,11 +11,16 @@ happens on that edge iff both were 1.
 import random
 from collections import defaultdict, deque
 
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from ...hdl.stream import WORD_BYTES, PacketWord, bytes_to_words, word_to_bytes
 
-__all__ = ["pack_word", "unpack_word", "PacketSource", "PacketSink", "Scoreboard"]
+__all__ = ["pack_word", "unpack_word", "PacketSource", "PacketSink", "Scoreboard",
+           "start_clock_and_reset"]
+
+#: Reset is held for this many cycles (Amaranth's synchronous reset needs one edge).
+RESET_CYCLES = 2
 
 _FIELDS = {name: (field.offset, field.width) for name, field in PacketWord}
 
@@ -33,6 +38,20 @@ def pack_word(data, nbytes, first, last):
 def unpack_word(value):
     """``dict(data=, nbytes=, first=, last=)`` from the integer value of a PacketWord port."""
     return {name: (value >> off) & ((1 << width) - 1) for name, (off, width) in _FIELDS.items()}
+
+
+async def start_clock_and_reset(dut, period_ns, *, idle_inputs=(), ready_outputs=()):
+    """Start ``dut.clk``, drive the named stream inputs idle (valid 0) and outputs not
+    ready, and pulse the synchronous reset. Returns after the first edge out of reset."""
+    Clock(dut.clk, period_ns, unit="ns").start()
+    for prefix in idle_inputs:
+        _port(dut, prefix, "valid").value = 0
+    for prefix in ready_outputs:
+        _port(dut, prefix, "ready").value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, RESET_CYCLES)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
 
 
 def _port(dut, prefix, member):
@@ -68,28 +87,25 @@ class PacketSource:
                 while self.rng.random() < self.idle_prob:
                     self.valid.value = 0
                     await RisingEdge(self.clock)
-                self.payload.value = pack_word(data, nbytes, first, last)
-                self.valid.value = 1
-                while True:
-                    await ReadOnly()
-                    accepted = bool(self.ready.value)
-                    await RisingEdge(self.clock)
-                    if accepted:
-                        break
+                await self._transfer(pack_word(data, nbytes, first, last))
             self.sent += 1
         self.valid.value = 0
+
+    async def _transfer(self, value):
+        """Present one word and hold it until the sink takes it."""
+        self.payload.value = value
+        self.valid.value = 1
+        while True:
+            await ReadOnly()
+            accepted = bool(self.ready.value)
+            await RisingEdge(self.clock)
+            if accepted:
+                return
 
     async def send_words(self, words):
         """Drive raw ``(data, nbytes, first, last)`` words (for malformed-framing tests)."""
         for data, nbytes, first, last in words:
-            self.payload.value = pack_word(data, nbytes, first, last)
-            self.valid.value = 1
-            while True:
-                await ReadOnly()
-                accepted = bool(self.ready.value)
-                await RisingEdge(self.clock)
-                if accepted:
-                    break
+            await self._transfer(pack_word(data, nbytes, first, last))
         self.valid.value = 0
 
 
