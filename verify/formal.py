@@ -57,6 +57,8 @@ TARGETS = {
     "cc-red": "ubproto.hdl.cc.red:formal_red",
     "cc-phantom": "ubproto.hdl.cc.phantom:formal_phantom",
     "cc-dcqcn": "ubproto.hdl.cc.rate:formal_dcqcn",
+    "link-rx-buffer": "ubproto.hdl.link.formal:formal_rx_buffer",
+    "link-credit-loop": "ubproto.hdl.link.formal:formal_credit_loop",
 }
 
 MODES = ("prove", "bmc", "cover")

@@ -58,9 +58,10 @@ class RxBuffer(wiring.Component):
     empty : Out(1)          nothing held and nothing in the read pipeline
     """
 
-    def __init__(self, capacity, max_cell_shift=9):
+    def __init__(self, capacity, max_cell_shift=9, *, mutant=None):
         self.capacity = capacity
         self.max_cell_shift = max_cell_shift
+        self.mutant = mutant    # formal mutant tests only (hdl/link/formal.py: RXBUF_MUTANTS)
         super().__init__({
             "wr_en": In(1),
             "wr_data": In(FLIT_BITS),
@@ -153,13 +154,18 @@ class RxBuffer(wiring.Component):
             m.d.sync += [wptr.eq(w_after), blk_count.eq(blk_after), open_count.eq(open_after)]
         m.d.sync += [used.eq(used + write - take - dropped),
                      avail.eq(avail - take + committed)]
+        if self.mutant == "rollback_keeps_used":    # formal mutant: a rollback leaks its flits
+            m.d.sync += used.eq(used + write - take - Mux(self.abort, dropped, 0))
 
         # --- credit return: one cell per `cell` flits read, and at each packet end ----------
         cell_fill = Signal(range(1 << self.max_cell_shift))
         cell_mask = Signal.like(cell_fill)
         m.d.comb += cell_mask.eq((Const(1, len(cell_fill) + 1) << self.cell_shift) - 1)
         with m.If(take):
-            with m.If(rd.data.last | (cell_fill == cell_mask)):
+            cell_end = cell_fill == cell_mask
+            if self.mutant == "cell_off_by_one":    # formal mutant: a cell ends one flit late
+                cell_end = cell_fill == cell_mask + 1
+            with m.If(rd.data.last | cell_end):
                 m.d.comb += self.freed.eq(1)
                 m.d.sync += cell_fill.eq(0)
             with m.Else():
