@@ -22,7 +22,8 @@ from ..config import HilConfig
 from ..errors import ConfigError
 from ..hdl.host.core import HilCore
 from ..hdl.host.uart import SerialTransport
-from .designs import DESIGNS, _dut_entry, get_design
+from .designs import (DESIGNS, _dut_entry, csr_components, default_dut, get_design,
+                      traffic_key_byte)
 from .designs.lanes import TrafficGen
 from .designs.scaleout import ScaleoutSwitch
 from ..hdl.host.eth.rgmii import RgmiiPhy
@@ -93,10 +94,11 @@ class BoardTop(Elaboratable):
     next to the bitstream as regmap.json).
     """
 
-    def __init__(self, board, design, hil=None, *, dut="lanes", transport=None):
+    def __init__(self, board, design, hil=None, *, dut=None, transport=None):
         self.board = get_board(board) if isinstance(board, str) else board
         self.design = get_design(design) if isinstance(design, str) else design
         self.hil = hil or HilConfig()
+        dut = default_dut(self.design.name) if dut is None else dut
         self.platform = self.board.make_platform()
         usable = [t for t in self.design.transports if t in self.board.transports]
         if transport is None:
@@ -117,8 +119,9 @@ class BoardTop(Elaboratable):
             self.regmap = self.scaleout.regmap
             return
         self.dut = _dut_entry(dut).build(self.hil)
-        self.traffic = TrafficGen() if self.design.traffic_generator else None
-        components = [self.dut] + ([self.traffic] if self.traffic else [])
+        self.traffic = (TrafficGen(key_byte=traffic_key_byte(dut))
+                        if self.design.traffic_generator else None)
+        components = csr_components(self.dut) + ([self.traffic] if self.traffic else [])
         self.core = HilCore(components, clock_hz=self.clock_hz, max_request=self.hil.max_request,
                             max_response=self.hil.max_response, name=self.design.name)
         self.regmap = self.core.regmap

@@ -80,27 +80,44 @@ class BuildReport(dict):
         return "\n".join(lines)
 
 
-def _hil_config(params):
-    """Split ``params`` into a HilConfig and the design's own parameters (``dut``)."""
+def _int_param(key, value, default):
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            raise ConfigError(f"--param {key} must be an integer, got {value!r}") from None
+    return value
+
+
+def _hil_config(params, design=None):
+    """Split ``params`` into a HilConfig and the design under test (a :class:`Dut`: its name
+    from ``dut=`` or the design's default, its own parameters from ``<prefix>_<field>=``,
+    e.g. ``switch_ports=3`` for :class:`~ubproto.config.SwitchConfig` fields)."""
+    from ..config import SwitchConfig
+    from .designs import Dut, default_dut
     known = {f.name: f for f in fields(HilConfig)}
-    hil_args, dut = {}, "lanes"
+    switch_fields = {f.name: f for f in fields(SwitchConfig)}
+    hil_args, dut, dut_args = {}, default_dut(design), {}
     for key, value in params.items():
         if key == "dut":
             if value not in DUTS:
                 raise ConfigError(f"dut={value!r}: known designs under test: {', '.join(DUTS)}")
             dut = value
         elif key in known:
-            default = known[key].default
-            if isinstance(default, int) and isinstance(value, str):
-                try:
-                    value = int(value, 0)
-                except ValueError:
-                    raise ConfigError(f"--param {key} must be an integer, got {value!r}") from None
-            hil_args[key] = value
+            hil_args[key] = _int_param(key, value, known[key].default)
+        elif key.startswith("switch_") and key[len("switch_"):] in switch_fields:
+            name = key[len("switch_"):]
+            dut_args[name] = _int_param(key, value, switch_fields[name].default)
         else:
             raise ConfigError(f"unknown parameter {key!r}; known: dut, "
-                              f"{', '.join(sorted(known))}")
-    return HilConfig(**hil_args), dut
+                              f"{', '.join(sorted(known))}, "
+                              f"{', '.join('switch_' + n for n in sorted(switch_fields))}")
+    if dut_args and not DUTS[dut].param_prefix == "switch_":
+        raise ConfigError(f"switch_* parameters need dut=switch (the dut is {dut})")
+    from .designs import _dut_entry
+    chosen = Dut.of((dut, dut_args)) if dut_args else Dut.of(dut)
+    _dut_entry(chosen)                     # validates the dut's own parameters now
+    return HilConfig(**hil_args), chosen
 
 
 def _tool_env(family):
@@ -205,7 +222,7 @@ def build(board, design, params=None, *, out=None, use_cache=True, progress=sys.
     """Build ``design`` for ``board``; returns the :class:`BuildReport` (also in ``out``)."""
     board = get_board(board)
     design = get_design(design)
-    hil, dut = _hil_config(params or {})
+    hil, dut = _hil_config(params or {}, design.name)
     top = BoardTop(board, design, hil, dut=dut)
     out = Path(out or Path("build") / f"{board.name}-{design.name}")
     env, versions = _tool_env(board.family)
@@ -268,7 +285,8 @@ def add_arguments(parser):
     parser.add_argument("--design", required=True, choices=sorted(DESIGNS), metavar="DESIGN",
                         help=f"one of: {', '.join(DESIGNS)}")
     parser.add_argument("--param", action="append", default=[], metavar="K=V",
-                        help="design parameter (HilConfig fields, dut=NAME); repeatable")
+                        help="design parameter (HilConfig fields, dut=NAME, switch_<SwitchConfig "
+                             "field> for dut=switch); repeatable")
     parser.add_argument("--out", help="output directory (default build/<board>-<design>)")
     parser.add_argument("--no-cache", action="store_true", help="rebuild even if cached")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -14,10 +14,15 @@ Options (or environment variables):
     enables tests marked ``board``; without it they are skipped.
 ``--hil-record FILE``
     Record the real board's traffic to FILE (CI replays it with ``replay://FILE``).
+``--hil-dut NAME`` / ``UBPROTO_HIL_DUT``
+    Design under test of the model and simulated targets (default ``switch``; ``lanes`` for
+    the stand-in loopback).
+``--hil-map FILE``
+    regmap.json of the real board's bitstream (written by ``ubproto build``).
 
 The ``hil_board`` fixture is parametrized over the targets; each test gets an open
 :class:`~ubproto.platforms.hil.Board` whose state is reset (route table cleared, counters
-zeroed, scratch 0) so tests do not depend on their order.
+zeroed where they can be, scratch 0) so tests do not depend on their order.
 """
 
 import os
@@ -36,6 +41,11 @@ def pytest_addoption(parser):
                     help="URL of a real board; enables tests marked 'board'")
     group.addoption("--hil-record", default=None,
                     help="record the real board's exchanges to this file")
+    group.addoption("--hil-dut", default=os.environ.get("UBPROTO_HIL_DUT", "switch"),
+                    help="design under test of model:// and the simulated boards "
+                         "(switch or lanes; default switch)")
+    group.addoption("--hil-map", default=None,
+                    help="regmap.json of the real board (from ubproto build)")
 
 
 def pytest_configure(config):
@@ -79,11 +89,12 @@ def hil_session_board(hil_target, request):
     from ubproto.platforms.hil.transports import TargetUnavailable
 
     if hil_target not in _open_boards:
-        record = None
+        record, kwargs = None, {"dut": request.config.getoption("--hil-dut")}
         if hil_target == request.config.getoption("--board-url"):
             record = request.config.getoption("--hil-record")
+            kwargs = {"regmap": request.config.getoption("--hil-map")}
         try:
-            _open_boards[hil_target] = open_board(hil_target, record=record)
+            _open_boards[hil_target] = open_board(hil_target, record=record, **kwargs)
         except TargetUnavailable as exc:
             pytest.skip(f"{hil_target}: {exc}")
     yield _open_boards[hil_target]
@@ -103,17 +114,14 @@ def real_board(request):
     if not url:
         pytest.skip("needs a real board: pass --board-url URL")
     if url not in _open_boards:
-        _open_boards[url] = open_board(url, record=request.config.getoption("--hil-record"))
+        _open_boards[url] = open_board(url, record=request.config.getoption("--hil-record"),
+                                       regmap=request.config.getoption("--hil-map"))
     return _open_boards[url]
 
 
 @pytest.fixture
 def hil_board(hil_session_board):
     """The session's board for this target, reset to a known state."""
-    board = hil_session_board
-    rm = board.regmap
-    table = rm.block("lanes").register("route").count
-    board.write_table("lanes.route", [0] * table)
-    board.write("lanes.clear", 1)
-    board.write("sys.scratch", 0)
-    return board
+    from ubproto.platforms.hil.checks import reset_board
+    reset_board(hil_session_board)
+    return hil_session_board

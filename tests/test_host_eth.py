@@ -125,7 +125,8 @@ def test_mac_rx_delivers_good_frames_and_counts_bad_ones():
 @pytest.fixture(scope="module")
 def eth_board():
     from ubproto.sim.board_sim.tap import build_sim_eth_board
-    exe, regmap = build_sim_eth_board(HIL)
+    # The switch dut: the same model the HIL suite's sim+tap:// target runs (one build).
+    exe, regmap = build_sim_eth_board(HIL, dut="switch")
     return exe, regmap
 
 
@@ -182,7 +183,7 @@ def test_board_serves_good_frames_and_counts_every_malformed_one(eth_board):
     model = ModelBoard(HIL, design="scaleout-switch", clock_hz=SIM_CLOCK_HZ)
     assert model.regmap.map_id == regmap.map_id
     scratch = regmap.address("sys.scratch")
-    route = regmap.address("lanes.route")
+    route = regmap.address("switch.route")
     records, expect = [], []
     counts = {}
 

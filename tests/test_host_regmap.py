@@ -189,3 +189,43 @@ def test_replay_detects_a_different_test(tmp_path):
         # Replays must ask exactly what was recorded, including sequence numbers.
         board = open_board(f"replay://{recording}")
         board.write("sys.scratch", 2)
+
+
+# --- the switch's CSR block (hdl/switch/regs.py) ---------------------------------------------
+
+def test_switch_block_covers_every_table_and_counter():
+    from ubproto.config import SwitchConfig
+    from ubproto.hdl.switch.counters import counter_map
+    from ubproto.hdl.switch.regs import switch_block, switch_registers
+    from ubproto.hdl.switch.switch import SwitchTable
+    cfg = SwitchConfig(ports=4, num_vls=3, route_entries=64, ecmp_groups=1)
+    regs = switch_registers(cfg)
+    # Every run-time table of the switch is reachable from exactly one register.
+    assert sorted(r.table for r in regs if r.table is not None) == sorted(SwitchTable)
+    block = switch_block(cfg)
+    assert block.register("route").count == 64 and block.register("route").access == "table"
+    # A one-entry table (one ECMP group) becomes a plain rw register with its reset value.
+    assert block.register("ecmp_size").access == "rw"
+    assert block.register("vl_quantum").count == 3
+    for name, dims, _ in counter_map(cfg.ports, cfg.num_vls):
+        count = dims[0] * (dims[1] if len(dims) > 1 else 1)
+        assert block.register(name).access == "ro" and block.register(name).count == count
+    # One description: the model board's map and the hardware's map are the same object.
+    from ubproto.platforms.designs import design_regmap
+    from ubproto.platforms.designs.switch import SwitchDut
+    from ubproto.hdl.host.core import HilCore
+    dut = SwitchDut()
+    assert HilCore(dut.csr_components).regmap.map_id == design_regmap(dut="switch").map_id
+
+
+def test_switch_dut_parameters_are_validated():
+    from ubproto.errors import ConfigError
+    from ubproto.platforms.build import _hil_config
+    _, dut = _hil_config({"switch_ports": "2", "switch_num_vls": "1"}, "scaleout-switch")
+    assert dict(dut.params) == {"ports": 2, "num_vls": 1}
+    with pytest.raises(ConfigError, match="ports must be in 2..16"):
+        _hil_config({"switch_ports": "1"}, "scaleout-switch")
+    with pytest.raises(ConfigError, match="need dut=switch"):
+        _hil_config({"dut": "lanes", "switch_ports": "2"}, "scaleout-switch")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        _hil_config({"switch_nonsense": "2"}, "scaleout-switch")

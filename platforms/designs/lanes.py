@@ -226,8 +226,10 @@ def traffic_block(name="traffic"):
 
 
 class TrafficGen(wiring.Component):
-    """Sends ``start`` packets of ``length`` bytes (byte 1 = ``key``; every other byte of
-    20-byte word w is w) into ``tx`` and counts what comes back on ``rx``.
+    """Sends ``start`` packets of ``length`` bytes (byte ``key_byte`` of the first word =
+    ``key``; every other byte of 20-byte word w is w) into ``tx`` and counts what comes back
+    on ``rx``. ``key_byte``: 1 (the UBoE shim's LBF) for the lanes stand-in, the DCNA's low
+    byte for the switch (``TRAFFIC_KEY_BYTE`` of the dut).
 
     Designs whose board has no host data path (UART bridges) drive the design under test
     with it, so a HIL test can still push packets through and read the counters.
@@ -235,7 +237,10 @@ class TrafficGen(wiring.Component):
 
     MAX_LENGTH = (1 << 11) - 1
 
-    def __init__(self, block_name="traffic"):
+    def __init__(self, block_name="traffic", *, key_byte=ROUTE_KEY_BYTE):
+        if not 0 <= key_byte < WORD_BYTES:
+            raise ConfigError(f"TrafficGen key_byte must be in 0..{WORD_BYTES - 1}, got {key_byte}")
+        self.key_byte = key_byte
         self.csr_block = traffic_block(block_name)
         super().__init__({
             "tx": Out(packet_stream()),
@@ -260,8 +265,8 @@ class TrafficGen(wiring.Component):
         word = Signal(8 * WORD_BYTES)
         for i in range(WORD_BYTES):
             shift = 8 * (WORD_BYTES - 1 - i)
-            value = bank.key if i == ROUTE_KEY_BYTE else word_index
-            if i == ROUTE_KEY_BYTE:
+            value = word_index
+            if i == self.key_byte:
                 value = Mux(offset == 0, bank.key, word_index)
             m.d.comb += word[shift:shift + 8].eq(value)
         m.d.comb += [
@@ -296,10 +301,14 @@ class TrafficGen(wiring.Component):
 
 
 class TrafficGenModel:
-    """:class:`TrafficGen` in Python: ``start`` sends the packets through ``dut_model`` at once."""
+    """:class:`TrafficGen` in Python: ``start`` sends the packets through ``dut_model`` at once.
 
-    def __init__(self, space, dut_model, block_name="traffic"):
+    (Packets the design returns to the host's port count as received: on the board they
+    come back into the generator's sink.)"""
+
+    def __init__(self, space, dut_model, block_name="traffic", *, key_byte=ROUTE_KEY_BYTE):
         self.space, self.dut = space, dut_model
+        self.key_byte = key_byte
         self.name = block_name
         self.counters = {"sent": 0, "received": 0, "received_bytes": 0}
         for key in self.counters:
@@ -312,7 +321,7 @@ class TrafficGenModel:
     def packet(self):
         length = self.space.get(f"{self.name}.length") or 1
         key = self.space.get(f"{self.name}.key")
-        return bytes(key if i == ROUTE_KEY_BYTE else (i // WORD_BYTES) & 0xFF
+        return bytes(key if i == self.key_byte else (i // WORD_BYTES) & 0xFF
                      for i in range(length))
 
     def _start(self, n):

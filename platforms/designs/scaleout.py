@@ -8,8 +8,8 @@ tools need no privileges. All of it is :class:`~ubproto.hdl.host.eth.transport.E
 this component wires it to the host bridge core and the design under test.
 
 The design under test is the ``dut`` slot of :mod:`ubproto.platforms.designs` (default:
-the stand-in ``LaneLoopback``; the switch of ``hdl/switch`` has no CSR block yet and
-plugs in once it does).
+the switch of ``hdl/switch`` with a host port and reflector ports,
+:mod:`ubproto.platforms.designs.switch`; ``dut="lanes"`` for the stand-in loopback).
 """
 
 from amaranth.hdl import Module
@@ -30,15 +30,15 @@ class ScaleoutSwitch(wiring.Component):
     ``busy``: the bridge or the Ethernet transport has work in flight (simulation harnesses
     wait for it to fall); ``exec_cycles``: the bridge's ``exec_cycles`` register."""
 
-    def __init__(self, hil=None, *, dut="lanes", clock_hz=0, mac_domain="sync",
+    def __init__(self, hil=None, *, dut="switch", clock_hz=0, mac_domain="sync",
                  name="scaleout-switch"):
-        from . import _dut_entry
+        from . import _dut_entry, csr_components
         self.hil = hil or HilConfig()
         self.dut = _dut_entry(dut).build(self.hil)
         self.eth = EthernetTransport(mac_address=self.hil.mac_address,
                                      ip_address=self.hil.ip_address,
                                      bridge_port=self.hil.udp_port, mac_domain=mac_domain)
-        components = ([self.dut] if hasattr(self.dut, "csr_block") else []) + [self.eth]
+        components = csr_components(self.dut) + [self.eth]
         self.core = HilCore(components, clock_hz=clock_hz, max_request=self.hil.max_request,
                             max_response=self.hil.max_response, name=name)
         self.regmap = self.core.regmap

@@ -25,6 +25,9 @@ def add_arguments(parser):
     parser.add_argument("--design", metavar="NAME",
                         help="board design the target runs (scaleout-switch, scaleup-node), "
                              "when no --map is given")
+    parser.add_argument("--dut", metavar="NAME",
+                        help="design under test of model:// and simulated targets (switch, "
+                             "lanes; default: the design's, or lanes for the plain core)")
     parser.add_argument("--read", action="append", default=[], metavar="REG",
                         help="read a register (block.reg or block.reg[i]); repeatable")
     parser.add_argument("--write", action="append", default=[], metavar="REG=VALUE",
@@ -56,7 +59,7 @@ def run(args):
     results = {"target": args.target}
     try:
         board = open_board(args.target, regmap=args.map, design=args.design,
-                           record=args.record)
+                           dut=args.dut, record=args.record)
     except KeyError as exc:
         raise UbprotoError(str(exc).strip("'\"")) from None
     out = sys.stdout

@@ -154,21 +154,26 @@ class Board:
         self.close()
 
 
-def open_board(url, *, regmap=None, hil=None, dut="lanes", design=None, record=None,
+def open_board(url, *, regmap=None, hil=None, dut=None, design=None, record=None,
                check=True):
     """Open the target named by ``url`` (see :mod:`.transports`).
 
     ``regmap``: a :class:`RegisterMap` or the path of a ``regmap.json`` written by
     ``ubproto build``; default: the map of ``design`` (a board design name) for
-    ``hil``/``dut``, or of the plain core that the simulated boards run.
+    ``hil``/``dut``, or of the plain core that the simulated boards run. ``dut``: the
+    design under test (a name or :class:`~ubproto.platforms.designs.Dut`; default
+    ``?dut=NAME`` in the URL, else the design's default: ``switch`` for
+    ``scaleout-switch`` and ``sim+tap://``, ``lanes`` for the plain core).
     ``record``: write every exchange to this file (replay it with ``replay://FILE``).
     """
-    from ..designs import design_regmap
-    parsed, _ = parse_url(url)
+    from ..designs import default_dut, design_regmap
+    parsed, query = parse_url(url)
     hil = hil or HilConfig()
     if design is None and parsed.scheme == "sim+tap":
         from ...sim.board_sim.tap import SIM_DESIGN
         design = SIM_DESIGN        # the simulated Ethernet board runs scaleout-switch
+    if dut is None:
+        dut = query.get("dut") or default_dut(design)
     if regmap is None:
         regmap = design_regmap(hil, dut=dut, design=design)
     elif not isinstance(regmap, RegisterMap):

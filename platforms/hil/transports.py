@@ -379,10 +379,14 @@ def _open_sim_tap(query, hil, dut, resources):
     return SimTapTransport(tap_board, hil, via)
 
 
-def open_transport(url, *, hil=None, dut="lanes", design=None, resources=None):
+def open_transport(url, *, hil=None, dut=None, design=None, resources=None):
     """The transport for ``url``. ``resources`` collects objects to stop on close
-    (a simulated board started for this target)."""
+    (a simulated board started for this target). ``dut``: the design under test of a
+    model or simulated board (default: ``?dut=NAME`` in the URL, else the design's)."""
     parsed, query = parse_url(url)
+    if dut is None:
+        from ..designs import default_dut
+        dut = query.get("dut") or default_dut(design)
     scheme = parsed.scheme
     resources = resources if resources is not None else []
     if scheme == "model":

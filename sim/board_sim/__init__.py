@@ -92,7 +92,8 @@ class SimBoardTop(wiring.Component):
 
 
 def build_sim_board(hil=None, *, dut="lanes"):
-    """Build (or fetch from the cache) the simulated board; returns ``(executable, regmap)``."""
+    """``dut``: a name, ``(name, params)`` or a :class:`~ubproto.platforms.designs.Dut`."""
+    # Build (or fetch from the cache) the simulated board; returns ``(executable, regmap)``.
     from ..build import build_native
     top = SimBoardTop(hil, dut=dut)
     # Assertions off: the board runs for a long time and the unit tests check properties.
@@ -178,8 +179,9 @@ def main(argv=None):
                                      description="serve a simulated board on UDP (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="bridge UDP port (0: any free)")
     parser.add_argument("--data-port", type=int, default=0, help="data-plane UDP port")
+    parser.add_argument("--dut", default="switch", help="design under test (switch, lanes)")
     args = parser.parse_args(argv)
-    exe, regmap = build_sim_board()
+    exe, regmap = build_sim_board(dut=args.dut)
     proc = subprocess.Popen([str(exe), "--udp", f"127.0.0.1:{args.port}", "--data-port",
                              str(args.data_port)])
     try:

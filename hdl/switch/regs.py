@@ -1,0 +1,189 @@
+"""CSR block of the switch: run-time tables, configuration and counters from one description.
+
+:func:`switch_registers` is the one description. Every entry names a register of the
+``switch`` block and what it stands for in the switch:
+
+* ``table`` entries are the run-time tables of :class:`~.switch.SwitchTable` (route table,
+  SL->VL, ECMP groups and members, VL quanta); ``config`` entries are the single-word ones
+  (strict-priority VL mask, iSLIP iterations). A host write to one of them is forwarded, one
+  clock later, as a ``Switch.table`` write (table, index, data). The switch's tables are
+  write-only, so :class:`SwitchRegs` keeps a shadow copy (block RAM or registers) that reads
+  return: a read gives what was last written, masked to the field's width, or the reset
+  value the switch starts with.
+* ``info`` entries are constants of the :class:`~ubproto.config.SwitchConfig` the switch was
+  built with (ports, VLs, table sizes), so a host can size its tables from the board.
+* ``counter`` entries are :func:`~.counters.counter_map` flattened: the counter with
+  dimensions ``(ports, k)`` becomes a register array of ``ports * k`` words, index
+  ``port * k + j``. Counters wrap and cannot be cleared (read them before and after).
+  Wider than 32 bits (``counter_bits`` > 32): the low 32 bits are readable.
+
+:func:`switch_block` turns the description into a :class:`~ubproto.hdl.host.regmap.Block`;
+:class:`SwitchRegs` is its hardware (bank, shadows, write forwarding); the Python model of a
+board (``platforms/designs/switch.py``) gives the same registers the same meaning from the
+same list, and the host finds all of them by name in the register map.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..host.csr import CsrBank, csr_signature
+from ..host.regmap import DATA_BITS, Block, Register
+from ..proto.formats import NTH16
+from .counters import counter_map, counters_signature
+from .ingress import ROUTE_ENTRY, SWITCH_DROP_REASONS
+from .switch import SwitchTable, table_write_signature
+
+__all__ = ["SwitchReg", "switch_registers", "switch_block", "SwitchRegs", "counter_index"]
+
+#: Route table entries the CSR block exposes at most (the bridge addresses 64 Ki words).
+MAX_CSR_ROUTE_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class SwitchReg:
+    """One entry of the description (see the module docstring)."""
+    name: str
+    kind: str            # "table" | "config" | "info" | "counter"
+    count: int
+    width: int
+    doc: str
+    table: SwitchTable = None    # table / config: where writes go
+    init: tuple = ()             # table / config: value of each entry after reset
+    value: int = 0               # info: the constant
+    dims: tuple = ()             # counter: dimensions in counter_map
+
+    def register(self):
+        if self.kind in ("table", "config"):
+            if self.count > 1:
+                return Register(self.name, "table", self.doc, width=self.width,
+                                count=self.count)
+            return Register(self.name, "rw", self.doc, width=self.width, reset=self.init[0])
+        return Register(self.name, "ro", self.doc, width=self.width, count=self.count)
+
+
+def _bits(n):
+    """Bits to hold values 0..n."""
+    return max(1, int(n).bit_length())
+
+
+def switch_registers(cfg):
+    """The description of the ``switch`` block for a :class:`~ubproto.config.SwitchConfig`."""
+    nv, ports = cfg.num_vls, cfg.ports
+    if cfg.route_entries > MAX_CSR_ROUTE_ENTRIES:
+        from ...errors import ConfigError
+        raise ConfigError(f"switch.route_entries={cfg.route_entries}: the CSR block exposes at "
+                          f"most {MAX_CSR_ROUTE_ENTRIES} route entries")
+    sls = 1 << NTH16.field("sl").width
+    quantum_bits = cfg.dwrr_quantum.bit_length() + 4     # as Switch._tables stores it
+    member_bits = ROUTE_ENTRY.size - 2                     # the switch's port field
+    members = cfg.ecmp_groups * cfg.ecmp_max_paths
+    regs = [
+        SwitchReg("route", "table", cfg.route_entries, ROUTE_ENTRY.size,
+                  "route per DCNA: target[7:0] (port, or ECMP group), ecmp[8], valid[9]",
+                  SwitchTable.ROUTE, (0,) * cfg.route_entries),
+        SwitchReg("sl_to_vl", "table", sls, _bits(nv - 1), "VL of each service level",
+                  SwitchTable.SL_TO_VL, tuple(sl % nv for sl in range(sls))),
+        SwitchReg("ecmp_size", "table", cfg.ecmp_groups, _bits(cfg.ecmp_max_paths),
+                  "members in use per ECMP group (0: empty)", SwitchTable.ECMP_SIZE,
+                  (0,) * cfg.ecmp_groups),
+        SwitchReg("ecmp_member", "table", members, member_bits,
+                  f"egress port of member k of group g at g * {cfg.ecmp_max_paths} + k",
+                  SwitchTable.ECMP_MEMBER, (0,) * members),
+        SwitchReg("vl_quantum", "table", nv, quantum_bits, "DWRR quantum per VL, flits",
+                  SwitchTable.VL_QUANTUM, (cfg.dwrr_quantum,) * nv),
+        SwitchReg("vl_strict", "config", 1, nv, "mask of VLs served by strict priority",
+                  SwitchTable.VL_STRICT, (0,)),
+        SwitchReg("allocator_iterations", "config", 1, _bits(cfg.islip_iterations),
+                  f"iSLIP iterations 1..{cfg.islip_iterations} (other values are ignored by "
+                  f"the switch)", SwitchTable.ALLOCATOR_ITERATIONS, (cfg.islip_iterations,)),
+    ]
+    info = (("ports", ports, "switch ports"), ("num_vls", nv, "virtual lanes"),
+            ("route_entries", cfg.route_entries, "route table entries (DCNA range)"),
+            ("ecmp_groups", cfg.ecmp_groups, "ECMP groups"),
+            ("ecmp_max_paths", cfg.ecmp_max_paths, "members per ECMP group"),
+            ("queue_flits", cfg.queue_flits, "depth of each queue, flits"),
+            ("max_packet_flits", cfg.max_packet_flits, "longest packet forwarded, flits"),
+            ("drop_reasons", len(SWITCH_DROP_REASONS),
+             "drop reasons: " + ", ".join(SWITCH_DROP_REASONS)))
+    regs += [SwitchReg(f"cfg_{name}", "info", 1, 16, doc, value=value)
+             for name, value, doc in info]
+    width = min(cfg.counter_bits, DATA_BITS)
+    for name, dims, doc in counter_map(ports, nv):
+        count = 1
+        for d in dims:
+            count *= d
+        index = "[port]" if len(dims) == 1 else f"[port * {dims[1]} + j]"
+        regs.append(SwitchReg(name, "counter", count, width, f"{doc}; {index}", dims=dims))
+    return regs
+
+
+def counter_index(dims, port, j=0):
+    """Register index of counter entry ``(port, j)`` in the flattened array."""
+    return port * dims[1] + j if len(dims) > 1 else port
+
+
+def switch_block(cfg, name="switch"):
+    """The :class:`Block` of a switch with configuration ``cfg``."""
+    return Block(name, tuple(r.register() for r in switch_registers(cfg)),
+                 doc=f"{cfg.ports}-port switch: tables, configuration, counters")
+
+
+class SwitchRegs(wiring.Component):
+    """The ``switch`` block in hardware, beside a :class:`~.switch.Switch`.
+
+    Members: ``csr`` (In, the block's bus), ``table`` (Out: connect to ``Switch.table``),
+    ``stats`` (In: connect ``Switch.stats``).
+    """
+
+    def __init__(self, cfg, block_name="switch"):
+        self.cfg = cfg
+        self.description = switch_registers(cfg)
+        self.csr_block = switch_block(cfg, block_name)
+        super().__init__({
+            "csr": In(csr_signature(self.csr_block.span_bits)),
+            "table": Out(table_write_signature()),
+            "stats": In(counters_signature(cfg.ports, cfg.num_vls, cfg.counter_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = bank = CsrBank(self.csr_block)
+        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
+        bus = self.csr
+        offsets = dict((reg.name, off) for off, reg in self.csr_block.layout())
+
+        m.d.sync += self.table.valid.eq(0)
+        for reg in self.description:
+            port = getattr(bank, reg.name)
+            off = offsets[reg.name]
+            if reg.kind in ("table", "config"):
+                # Forward every accepted write to the switch, a clock later (registered).
+                hit = bus.w_stb & (bus.addr >= off) & (bus.addr < off + reg.count)
+                with m.If(hit):
+                    m.d.sync += [self.table.valid.eq(1), self.table.table.eq(reg.table),
+                                 self.table.addr.eq(bus.addr - off),
+                                 self.table.data.eq(bus.w_data[:reg.width])]
+                if reg.count > 1:
+                    # The shadow the bank's table port reads (one-cycle read latency).
+                    mem = Memory(shape=reg.width, depth=reg.count, init=list(reg.init))
+                    m.submodules[f"shadow_{reg.name}"] = mem
+                    wr = mem.write_port()
+                    rd = mem.read_port(domain="sync")
+                    m.d.comb += [wr.addr.eq(port.addr), wr.data.eq(port.w_data),
+                                 wr.en.eq(port.w_en), rd.addr.eq(port.addr),
+                                 port.r_data.eq(rd.data)]
+            elif reg.kind == "info":
+                m.d.comb += port.eq(Const(reg.value, reg.width))
+            else:
+                stat = getattr(self.stats, reg.name)
+                for p in range(reg.dims[0]):
+                    for j in range(reg.dims[1] if len(reg.dims) > 1 else 1):
+                        value = stat[p][j] if len(reg.dims) > 1 else stat[p]
+                        k = counter_index(reg.dims, p, j)
+                        target = port[k] if reg.count > 1 else port
+                        m.d.comb += target.eq(value[:reg.width])
+        return m

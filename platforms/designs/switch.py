@@ -1,0 +1,388 @@
+"""The ``switch`` design under test: the switch of ``hdl/switch`` with a host port.
+
+::
+
+   host data plane (UDP 4792 / sim port 0)
+        |  rx: UBoE shim | NTH16 | transport ...        tx: the same format
+        v                                                ^
+   HostPortAdapter  shim -> LPH (CFG 6)             LPH -> shim (NTH16's NLP and LBF)
+        |                                                |
+        +--> Switch port 0                  Switch port 0 --+
+             Switch port k (k >= 1) <-> Reflector k (swaps SCNA and DCNA, returns the packet)
+
+* **Host port** (switch port 0): UB over UDP carries the network header and what follows
+  (``UBoE shim | NTH16 | CTPH/RTPH | payload``; the LPH is link-local and never crosses
+  UDP). The adapter replaces the 4-byte shim with a 4-byte LPH (CFG 6, compact 16-bit
+  addressing; VL, RT, credits and PLENGTH 0: the switch takes the VL from SL and the length
+  from the stream), and on the way out replaces the LPH with a shim whose NLP and LBF are
+  the NTH16's. Packets whose shim version is not 0 are dropped and counted
+  (``dataplane.host_drops_version``). A host that builds its shim with the NTH16's NLP and
+  LBF (:func:`ubproto.platforms.hil.checks.make_switch_packet`) gets a hairpinned packet back
+  byte for byte.
+* **Reflector ports** (1 .. ports-1): what the switch sends out of port k comes back into
+  port k with SCNA and DCNA swapped, so a packet from the host to a destination routed to
+  port k returns to the host when the host's own address (its SCNA) routes to port 0. Each
+  reflector is a two-word skid buffer (``valid`` and ``ready`` registered both ways).
+  A routing loop (both addresses routed to reflectors) circulates packets until the route
+  is changed; the CSR bridge is not affected.
+
+Registers: the ``switch`` block (``hdl/switch/regs.py``: tables, configuration, counters)
+and the ``dataplane`` block below. Parameters are a :class:`~ubproto.config.SwitchConfig`
+(``--param switch_ports=3`` etc. on ``ubproto build``); :data:`HIL_SWITCH` is the size that
+fits the Colorlight 5A-75B (ECP5-25F) next to the Ethernet transport.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ...config import SwitchConfig
+from ...errors import ConfigError
+from ...hdl.host.csr import CsrBank, csr_signature
+from ...hdl.host.regmap import Block, Register
+from ...hdl.proto.formats import LPH, LPH_BYTES, NTH16, UBOE_SHIM, Cfg
+from ...hdl.stream import WORD_BYTES, packet_stream
+from ...hdl.switch.counters import counter_map
+from ...hdl.switch.ingress import HEADER_BYTES, SWITCH_DROP_REASONS
+from ...hdl.switch.model import SwitchModel
+from ...hdl.switch.regs import SwitchRegs, counter_index, switch_block, switch_registers
+from ...hdl.switch.switch import Switch
+
+__all__ = ["SwitchDut", "SwitchDutModel", "HIL_SWITCH", "switch_config", "dataplane_block",
+           "host_lph", "shim_for", "to_switch_port", "to_host"]
+
+#: The switch the HIL designs carry by default: three ports (host + two reflectors), two
+#: VLs, 16-flit queues, 16 routes, two ECMP groups of two. Fits the ECP5-25F with the
+#: Ethernet transport (docs/hil.md has the figures); ``--param switch_*`` changes it.
+HIL_SWITCH = dict(ports=3, num_vls=2, queue_flits=16, max_packet_flits=16, route_entries=16,
+                  ecmp_groups=2, ecmp_max_paths=2, islip_iterations=1)
+
+def _byte_offset(header, name, base):
+    """Wire byte offset of ``header``'s byte-aligned field ``name`` at ``base``."""
+    f = header.field(name)
+    msb_from_top = header.width - header.lsb(name) - f.width
+    if msb_from_top % 8:
+        raise ValueError(f"{header.name}.{name} is not byte aligned")
+    return base + msb_from_top // 8
+
+
+#: Wire bytes of the NTH16 fields the adapter and the reflectors use (switch-port offsets).
+SCNA_BYTE = _byte_offset(NTH16, "scna", LPH_BYTES)
+DCNA_BYTE = _byte_offset(NTH16, "dcna", LPH_BYTES)
+LBF_BYTE = _byte_offset(NTH16, "lbf", LPH_BYTES)
+#: The byte holding SL | Mgmt | NLP; NLP is its low bits.
+NLP_BYTE = LPH_BYTES + (NTH16.width - NTH16.lsb("nlp") - 1) // 8
+NLP_BITS = NTH16.field("nlp").width
+
+
+def switch_config(params=None):
+    """A :class:`SwitchConfig` from :data:`HIL_SWITCH` updated with ``params`` (validated)."""
+    values = dict(HIL_SWITCH)
+    values.update(params or {})
+    cfg = SwitchConfig(**values)
+    if cfg.ports < 2:
+        raise ConfigError("switch dut needs at least 2 ports (host + one reflector)")
+    return cfg
+
+
+def host_lph():
+    """The LPH the adapter puts in front of every host packet (bytes)."""
+    return LPH.pack(cfg=int(Cfg.COMPACT16))
+
+
+def shim_version(packet):
+    """The UBoE shim version of a host packet (missing bytes read as 0)."""
+    return UBOE_SHIM.unpack(bytes(packet[:LPH_BYTES]).ljust(LPH_BYTES, b"\0"))["version"]
+
+
+def shim_for(switch_packet):
+    """The UBoE shim the adapter writes on a packet leaving through the host port."""
+    nlp = switch_packet[NLP_BYTE] & ((1 << NLP_BITS) - 1) if len(switch_packet) > NLP_BYTE else 0
+    lbf = switch_packet[LBF_BYTE] if len(switch_packet) > LBF_BYTE else 0
+    return UBOE_SHIM.pack(version=0, nlp=nlp, lbf=lbf)
+
+
+def to_switch_port(host_packet):
+    """Host datagram -> switch-port packet (same length: the shim and LPH are 4 bytes)."""
+    host_packet = bytes(host_packet)
+    return (host_lph() + host_packet[LPH_BYTES:])[:len(host_packet)]
+
+
+def to_host(switch_packet):
+    """Switch-port packet -> host datagram."""
+    return shim_for(switch_packet) + bytes(switch_packet[LPH_BYTES:])
+
+
+def reflect(switch_packet):
+    """What a reflector sends back: SCNA and DCNA swapped."""
+    p = bytearray(switch_packet)
+    p[SCNA_BYTE:SCNA_BYTE + 2], p[DCNA_BYTE:DCNA_BYTE + 2] = (
+        bytes(switch_packet[DCNA_BYTE:DCNA_BYTE + 2]), bytes(switch_packet[SCNA_BYTE:SCNA_BYTE + 2]))
+    return bytes(p)
+
+
+assert UBOE_SHIM.nbytes == LPH_BYTES, "the adapter swaps the shim and the LPH in place"
+
+
+def dataplane_block(ports, name="dataplane"):
+    return Block(name, (
+        Register("host_rx_packets", "ro", "packets from the host data plane"),
+        Register("host_rx_bytes", "ro", "bytes of those packets"),
+        Register("host_drops_version", "ro", "host packets dropped: UBoE shim version not 0"),
+        Register("host_tx_packets", "ro", "packets to the host data plane"),
+        Register("host_tx_bytes", "ro", "bytes of those packets"),
+        Register("reflected", "ro", "packets returned by the reflector of port k+1",
+                 count=ports - 1),
+    ), doc="switch design under test: host port and reflector ports")
+
+
+def _byte_slice(index):
+    """Bit slice of wire byte ``index`` in a packet word (byte 0 is the MSB)."""
+    lo = 8 * (WORD_BYTES - 1 - index)
+    return slice(lo, lo + 8)
+
+
+class _Skid(wiring.Component):
+    """Two-word skid buffer: every output registered, ``i.ready`` from a register."""
+
+    def __init__(self):
+        super().__init__({"i": In(packet_stream()), "o": Out(packet_stream())})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal.like(self.i.payload)
+        spare_valid = Signal()
+        m.d.comb += self.i.ready.eq(~spare_valid)
+        with m.If(self.o.ready | ~self.o.valid):
+            with m.If(spare_valid):
+                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1),
+                             spare_valid.eq(self.i.valid & self.i.ready)]
+                m.d.sync += spare.eq(self.i.payload)
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        return m
+
+
+class SwitchDut(wiring.Component):
+    """The switch with a host port (``rx``/``tx``) and reflectors; see the module docstring.
+
+    ``csr_components``: the two CSR blocks (``switch``, ``dataplane``), each a component with
+    ``csr_block`` and ``csr``; the design connects them to its bridge core.
+    """
+
+    def __init__(self, cfg=None):
+        self.cfg = cfg or switch_config()
+        self.switch = Switch(self.cfg)
+        self.regs = SwitchRegs(self.cfg)
+        self.dataplane = _DataplaneCsr(self.cfg.ports)
+        self.csr_components = [self.regs, self.dataplane]
+        super().__init__({"rx": In(packet_stream()), "tx": Out(packet_stream())})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.switch = sw = self.switch
+        m.submodules.regs = regs = self.regs
+        m.submodules.dataplane = dp = self.dataplane
+        wiring.connect(m, regs.table, sw.table)
+        wiring.connect(m, sw.stats, regs.stats)
+
+        # --- host port: shim <-> LPH in the first word ------------------------------------
+        lph = host_lph()
+        host_in = sw.ports[0].rx
+        word = self.rx.payload
+        shim_in = word.data[8 * (WORD_BYTES - LPH_BYTES):]
+        vlsb = UBOE_SHIM.lsb("version")
+        version = shim_in[vlsb:vlsb + UBOE_SHIM.field("version").width]
+        dropping = Signal()             # the rest of a dropped packet
+        drop_now = Signal()
+        m.d.comb += drop_now.eq(Mux(word.first, version != 0, dropping))
+        data_in = Signal.like(word.data)
+        m.d.comb += data_in.eq(word.data)
+        with m.If(word.first):
+            for i in range(LPH_BYTES):
+                m.d.comb += data_in[_byte_slice(i)].eq(lph[i])
+        m.d.comb += [host_in.payload.data.eq(data_in), host_in.payload.nbytes.eq(word.nbytes),
+                     host_in.payload.first.eq(word.first), host_in.payload.last.eq(word.last),
+                     host_in.valid.eq(self.rx.valid & ~drop_now),
+                     self.rx.ready.eq(drop_now | host_in.ready)]
+        rx_fire = self.rx.valid & self.rx.ready
+        with m.If(rx_fire):
+            m.d.sync += dropping.eq(drop_now & ~word.last)
+            with m.If(word.first & drop_now):
+                m.d.sync += dp.counts["host_drops_version"].eq(dp.counts["host_drops_version"] + 1)
+            with m.If(~drop_now):
+                m.d.sync += dp.counts["host_rx_bytes"].eq(dp.counts["host_rx_bytes"] + word.nbytes)
+                with m.If(word.first):
+                    m.d.sync += dp.counts["host_rx_packets"].eq(dp.counts["host_rx_packets"] + 1)
+
+        host_out = sw.ports[0].tx
+        out = host_out.payload
+        data_out = Signal.like(out.data)
+        m.d.comb += data_out.eq(out.data)
+        with m.If(out.first):
+            nlp = out.data[_byte_slice(NLP_BYTE)][:NLP_BITS]
+            lbf = out.data[_byte_slice(LBF_BYTE)]
+            shim = Signal(8 * LPH_BYTES)
+            m.d.comb += shim.eq(0)
+            m.d.comb += [shim[UBOE_SHIM.lsb("nlp"):UBOE_SHIM.lsb("nlp") + NLP_BITS].eq(nlp),
+                         shim[UBOE_SHIM.lsb("lbf"):UBOE_SHIM.lsb("lbf") + 8].eq(lbf)]
+            top = 8 * (WORD_BYTES - LPH_BYTES)
+            m.d.comb += data_out[top:].eq(shim)
+        m.d.comb += [self.tx.payload.data.eq(data_out), self.tx.payload.nbytes.eq(out.nbytes),
+                     self.tx.payload.first.eq(out.first), self.tx.payload.last.eq(out.last),
+                     self.tx.valid.eq(host_out.valid), host_out.ready.eq(self.tx.ready)]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += dp.counts["host_tx_bytes"].eq(dp.counts["host_tx_bytes"] + out.nbytes)
+            with m.If(out.last):
+                m.d.sync += dp.counts["host_tx_packets"].eq(dp.counts["host_tx_packets"] + 1)
+
+        # --- reflector ports ----------------------------------------------------------------
+        for k in range(1, cfg.ports):
+            skid = _Skid()
+            m.submodules[f"reflector{k}"] = skid
+            tx, rx = sw.ports[k].tx, sw.ports[k].rx
+            swapped = Signal.like(tx.payload.data, name=f"reflected{k}")
+            m.d.comb += swapped.eq(tx.payload.data)
+            with m.If(tx.payload.first):
+                for b in range(2):
+                    m.d.comb += [swapped[_byte_slice(SCNA_BYTE + b)].eq(
+                                     tx.payload.data[_byte_slice(DCNA_BYTE + b)]),
+                                 swapped[_byte_slice(DCNA_BYTE + b)].eq(
+                                     tx.payload.data[_byte_slice(SCNA_BYTE + b)])]
+            m.d.comb += [skid.i.payload.data.eq(swapped),
+                         skid.i.payload.nbytes.eq(tx.payload.nbytes),
+                         skid.i.payload.first.eq(tx.payload.first),
+                         skid.i.payload.last.eq(tx.payload.last),
+                         skid.i.valid.eq(tx.valid), tx.ready.eq(skid.i.ready)]
+            wiring.connect(m, skid.o, rx)
+            counter = dp.counts["reflected"][k - 1]
+            with m.If(tx.valid & tx.ready & tx.payload.last):
+                m.d.sync += counter.eq(counter + 1)
+        return m
+
+
+class _DataplaneCsr(wiring.Component):
+    """The ``dataplane`` block: counters kept here, driven by :class:`SwitchDut`."""
+
+    def __init__(self, ports):
+        self.ports = ports
+        self.csr_block = dataplane_block(ports)
+        self.counts = {r.name: ([Signal(32, name=f"{r.name}{i}") for i in range(r.count)]
+                                if r.count > 1 or r.name == "reflected" else Signal(32, name=r.name))
+                       for r in self.csr_block.registers}
+        super().__init__({"csr": In(csr_signature(self.csr_block.span_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = bank = CsrBank(self.csr_block)
+        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
+        for reg in self.csr_block.registers:
+            value = self.counts[reg.name]
+            if isinstance(value, list):
+                for i, v in enumerate(value):
+                    target = getattr(bank, reg.name)
+                    m.d.comb += (target[i] if reg.count > 1 else target).eq(v)
+            else:
+                m.d.comb += getattr(bank, reg.name).eq(value)
+        return m
+
+
+# --- the Python model (model:// targets) ------------------------------------------------------
+
+class SwitchDutModel:
+    """:class:`SwitchDut` in Python on a :class:`~ubproto.hdl.host.model.RegisterSpace`.
+
+    Forwarding decisions are :class:`ubproto.hdl.switch.model.SwitchModel`'s (the switch's
+    reference model); this class adds the host port, the reflectors, the register block
+    and the counters. ``send(packet) -> [packets to the host]``, one packet at a time.
+    """
+
+    #: Hops after which a packet counts as caught in a routing loop (the model stops it).
+    MAX_HOPS = 64
+
+    def __init__(self, space, cfg=None, *, block="switch", dataplane="dataplane"):
+        self.space = space
+        self.cfg = cfg or switch_config()
+        self.block, self.dp = block, dataplane
+        self.model = SwitchModel(self.cfg)
+        self.description = switch_registers(self.cfg)
+        self.counters = {}
+        self.dims = {}
+        for reg in self.description:
+            key = (block, reg.name)
+            if reg.kind in ("table", "config"):
+                space.values[key] = list(reg.init)
+                space.on_write(f"{block}.{reg.name}",
+                               lambda i, v, t=reg.table: self.model.write(t, i, v))
+            elif reg.kind == "info":
+                space.on_read(f"{block}.{reg.name}", lambda i, v=reg.value: v)
+            else:
+                self.counters[reg.name] = [0] * reg.count
+                self.dims[reg.name] = reg.dims
+                space.on_read(f"{block}.{reg.name}",
+                              lambda i, n=reg.name: self.counters[n][i])
+        for reg in switch_registers(self.cfg):
+            if reg.kind == "table" and reg.table is not None:
+                for i, v in enumerate(reg.init):
+                    if v:
+                        self.model.write(reg.table, i, v)
+        self.dp_counts = {r.name: [0] * r.count for r in dataplane_block(self.cfg.ports).registers}
+        for name in self.dp_counts:
+            space.on_read(f"{dataplane}.{name}", lambda i, n=name: self.dp_counts[n][i])
+        self.reasons = list(SWITCH_DROP_REASONS)
+
+    def _add(self, table, name, index, amount=1):
+        table[name][index] = (table[name][index] + amount) & 0xFFFFFFFF
+
+    def _count(self, name, port, j, amount=1):
+        self._add(self.counters, name, counter_index(self.dims[name], port, j), amount)
+
+    def send(self, packet):
+        packet = bytes(packet)
+        if not packet:
+            return []
+        if shim_version(packet):
+            self._add(self.dp_counts, "host_drops_version", 0)
+            return []
+        self._add(self.dp_counts, "host_rx_packets", 0)
+        self._add(self.dp_counts, "host_rx_bytes", 0, len(packet))
+        pkt, port, out = to_switch_port(packet), 0, []
+        for _ in range(self.MAX_HOPS):
+            if len(pkt) < HEADER_BYTES:
+                verdict = ("drop", "malformed", None)
+            else:
+                verdict = self.model.forward(pkt, port)
+            if verdict[0] == "drop":
+                if verdict[1] == "oversize":
+                    # The words up to the limit were buffered before the packet was taken back.
+                    sl = NTH16.unpack(pkt[LPH_BYTES:HEADER_BYTES])["sl"]
+                    vl = self.model.sl_to_vl[sl]
+                    self._peak(port, vl, self.cfg.max_packet_flits)
+                self._count("drops", port, self.reasons.index(verdict[1]))
+                return out
+            _, egress, vl = verdict
+            flits = -(-len(pkt) // WORD_BYTES)
+            self._count("packets_in", port, vl)
+            self._count("bytes_in", port, vl, len(pkt))
+            self._peak(port, vl, flits)
+            self._count("grants", port, 0)
+            self._count("packets_out", egress, vl)
+            self._count("bytes_out", egress, vl, len(pkt))
+            pkt = LPH.pack(**{**LPH.unpack(pkt), "vl": vl}) + pkt[LPH_BYTES:]
+            if egress == 0:
+                host = to_host(pkt)
+                self._add(self.dp_counts, "host_tx_packets", 0)
+                self._add(self.dp_counts, "host_tx_bytes", 0, len(host))
+                out.append(host)
+                return out
+            self._add(self.dp_counts, "reflected", egress - 1)
+            pkt, port = reflect(pkt), egress
+        return out
+
+    def _peak(self, port, vl, flits):
+        k = counter_index(self.dims["occupancy_max"], port, vl)
+        peak = self.counters["occupancy_max"]
+        peak[k] = max(peak[k], flits)
