@@ -59,6 +59,7 @@ TARGETS = {
     "cc-dcqcn": "ubproto.hdl.cc.rate:formal_dcqcn",
     "link-rx-buffer": "ubproto.hdl.link.formal:formal_rx_buffer",
     "link-credit-loop": "ubproto.hdl.link.formal:formal_credit_loop",
+    "link-tx": "ubproto.hdl.link.formal:formal_tx",
 }
 
 MODES = ("prove", "bmc", "cover")

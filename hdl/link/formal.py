@@ -33,7 +33,8 @@ from ..proto.formats import FLIT_BYTES, LPH_BYTES
 from .common import LinkParams
 from .rxbuf import RxBuffer
 
-__all__ = ["RXBUF_MUTANTS", "RxCreditHarness", "formal_rx_buffer", "formal_credit_loop"]
+__all__ = ["RXBUF_MUTANTS", "RxCreditHarness", "formal_rx_buffer", "formal_credit_loop",
+           "TX_MUTANTS", "small_params", "LinkTxHarness", "formal_tx"]
 
 #: RxBuffer mutants (``RxBuffer(mutant=...)``) and the one thing each breaks.
 RXBUF_MUTANTS = {
@@ -214,3 +215,173 @@ def formal_credit_loop(*, mutant=None, strengthen=True, capacity=4):
     """``credits_conserved`` across an ideal channel (k-induction with ``strengthen``)."""
     return RxCreditHarness(capacity=capacity, conservation=True, strengthen=strengthen,
                            mutant=mutant)
+
+
+# --- the transmitter: credits, replay buffer, priority -------------------------------------
+
+#: LinkTx mutants (``LinkTx(mutant=...)``, lines marked "formal mutant" in tx.py).
+TX_MUTANTS = {
+    "credit_check_off_by_one": "a packet may start with one cell less than it needs",
+    "crd_ack_off_by_one": "every Crd_Ack received restores one cell more than it carries",
+    "crd_ack_ignores_replay_space": "a Crd_Ack is sent even when the replay buffer is full",
+    "priority_swap": "a Retry_Req set goes ahead of a Retry_Ack set",
+}
+
+#: The tiny configuration of the transmitter and receiver harnesses: one VL, 2-flit blocks,
+#: 4-flit packets, a 4-block replay buffer, short Retry_Req/Retry_Ack sets.
+def small_params(*, num_vls=1, cell_flits=1, rx_buffer_cells=4, retry_blocks=4):
+    protocol = ProtocolConfig(num_vls=num_vls, max_block_flits=2, max_packet_flits=4,
+                              cell_flits=cell_flits)
+    link = LinkConfig(rx_buffer_cells=rx_buffer_cells, retry_buffer_blocks=retry_blocks,
+                      tx_queue_words=4, tx_queue_packets=4, retry_req_copies=2,
+                      retry_ack_copies=1, retry_timeout=16, ack_granule=1,
+                      crd_ack_threshold=2, retry_reserve_blocks=1, init_repeat=1,
+                      init_timeout=64)
+    return LinkParams.from_config(protocol, link)
+
+
+class LinkTxHarness(Elaboratable):
+    """The real :class:`~.tx.LinkTx` (one VL) between a bring-up model and a peer model.
+
+    Bring-up: a phase register DOWN -> PARAM_INIT -> CREDIT_INIT -> NORMAL that the
+    solver advances or drops to DOWN at any step (``link_reset`` in DOWN; ``seq_on`` from
+    CREDIT_INIT on, ``data_on`` in NORMAL, as :class:`~.bringup.BringUp` drives them;
+    ``send_init`` free in PARAM_INIT); our own grant comes once per CREDIT_INIT.
+    Negotiated values are constants (the largest: one VL, 4-flit packets, 4 replay slots).
+
+    Peer: its receive buffer has ``peer_cells`` cells. After a link reset it owes us all of
+    them (its initial Crd_Ack); cells we send are held by it (``peer_held``) until it frees
+    them (any time) into ``peer_owed``; it returns credits (Crd_Ack cells and piggybacked
+    credits, any amounts) only out of ``peer_owed``. Every other input from our receiver
+    (ACKs, Retry_Req and its pointer, our own retry request, freed cells) is free: the
+    transmitter must stay safe against any peer.
+
+    User: every packet is one word of 13..20 bytes, so every packet is one 2-flit block and
+    takes ``2 >> cell_shift`` cells; ``cnt_packets`` (packets started) tells the harness
+    how many cells left. Assertions added here: ``tx_credits_conserved``
+    (credits + held by the peer + owed by the peer == peer_cells) and
+    ``tx_credit_never_above_initial``; ``checks`` selects them (the mutant tests leave out
+    those implied by the property under test, so that it is the one reported).
+    """
+
+    CHECKS = ("conservation", "above_initial")
+
+    def __init__(self, *, peer_cells=14, cell_shift=0, checks=CHECKS, mutant=None):
+        _check_mutant(mutant, TX_MUTANTS, "LinkTxHarness")
+        from .tx import LinkTx
+        self.params = small_params()
+        self.tx = LinkTx(self.params, mutant=mutant)
+        if not 1 <= peer_cells <= (1 << self.tx.credit_bits) - 1:
+            raise ConfigError("LinkTxHarness: peer_cells must fit the credit counter")
+        self.peer_cells = peer_cells
+        self.cell_shift = cell_shift
+        self.checks = set(checks)
+
+    def elaborate(self, platform):
+        from ..proto.formats import CREDIT_FIELD_BITS
+        m = Module()
+        p = self.params
+        m.submodules.tx = tx = self.tx
+        C = self.peer_cells
+        cells_per_packet = 2 >> self.cell_shift
+
+        # --- bring-up model ----------------------------------------------------------------
+        DOWN, PARAM, CREDIT, NORMAL = range(4)
+        phase = Signal(2)
+        advance = Signal()
+        fall = Signal()
+        grant = Signal()
+        m.d.comb += [advance.eq(AnySeq(1)), fall.eq(AnySeq(1)), grant.eq(AnySeq(1))]
+        with m.If(fall):
+            m.d.sync += phase.eq(DOWN)
+        with m.Elif(advance & (phase != NORMAL)):
+            m.d.sync += phase.eq(phase + 1)
+        m.d.comb += [
+            tx.link_reset.eq(phase == DOWN),
+            tx.link_active.eq(phase != DOWN),
+            # Init blocks in PARAM_INIT whenever the solver likes (BringUp asks for them all
+            # along): a superset of the real schedule, and shorter paths to deep states.
+            tx.send_init.eq((phase == PARAM) & AnySeq(1)),
+            tx.seq_on.eq(phase >= CREDIT),
+            tx.data_on.eq(phase == NORMAL),
+            tx.grant.eq(grant),
+            tx.grant_cells.eq(p.rx_buffer_cells),
+            tx.init_fields.eq(AnySeq(len(tx.init_fields.as_value()))),
+            tx.neg_vl_mask.eq(1),
+            tx.neg_cell_shift.eq(self.cell_shift),
+            tx.neg_max_packet_flits.eq(p.max_packet_flits),
+            tx.neg_retry_blocks.eq(p.retry_blocks),
+            Assume(~grant | ((phase == CREDIT) & ~tx.granted), "grant_once_in_credit_init"),
+        ]
+
+        # --- user: one-word packets of 13..20 bytes (one 2-flit block each) ---------------
+        word = tx.tx[0].payload
+        m.d.comb += [
+            tx.tx[0].valid.eq(AnySeq(1)),
+            word.data.eq(AnySeq(len(word.data))),
+            word.nbytes.eq(AnySeq(len(word.nbytes))),
+            word.first.eq(1), word.last.eq(1),
+            Assume(~tx.tx[0].valid | (word.nbytes >= 13) & (word.nbytes <= 20),
+                   "user_packets_are_one_block"),
+        ]
+
+        # --- inputs from our receiver: free, except the credits the peer returns -----------
+        for name in ("peer_retry_req", "peer_rcv_ptr", "piggy_ack", "crd_ack_num",
+                     "want_retry_req", "rcv_seq", "rx_freed", "piggy_crd_vl"):
+            sig = getattr(tx, name)
+            m.d.comb += sig.eq(AnySeq(len(sig)))
+        crd_cells = Signal(CREDIT_FIELD_BITS)
+        m.d.comb += [
+            tx.crd_ack.eq(AnySeq(1)), tx.piggy_crd.eq(AnySeq(1)),
+            crd_cells.eq(AnySeq(CREDIT_FIELD_BITS)),
+            tx.crd_ack_cells.eq(crd_cells),          # VL0's field; the others are zero
+        ]
+        returned = Signal(CREDIT_FIELD_BITS + 1)
+        m.d.comb += returned.eq(Mux(tx.crd_ack, crd_cells, 0) +
+                                (tx.piggy_crd & (tx.piggy_crd_vl == 0)))
+
+        # --- peer model -----------------------------------------------------------------------
+        count = range(C + 1)
+        peer_held = Signal(count)          # cells we sent, in flight or in its buffer
+        peer_owed = Signal(count, init=C)  # cells it freed (or its initial grant), not returned
+        peer_frees = Signal(count)
+        # A packet started in the last step: its credits are gone from the counter now, and
+        # cnt_packets has just counted it.
+        packets_seen = Signal.like(tx.cnt_packets)
+        m.d.sync += packets_seen.eq(tx.cnt_packets)
+        started = Signal()
+        m.d.comb += started.eq(tx.cnt_packets != packets_seen)
+        held = Signal(range(C + cells_per_packet + 1))
+        m.d.comb += held.eq(peer_held + Mux(started, cells_per_packet, 0))
+        m.d.comb += [
+            peer_frees.eq(AnySeq(len(peer_frees))),
+            Assume(peer_frees <= held, "peer_frees_only_cells_it_holds"),
+            # (Nothing while the link is down: our receiver accepts no block then.)
+            Assume(returned <= Mux(phase == DOWN, 0, peer_owed), "peer_returns_only_owed_credits"),
+        ]
+        with m.If(phase == DOWN):
+            # A link reset: the peer's buffer is given back to us by its next initial Crd_Ack.
+            m.d.sync += [peer_held.eq(0), peer_owed.eq(C)]
+        with m.Else():
+            m.d.sync += [peer_held.eq(held - peer_frees),
+                         peer_owed.eq(peer_owed + peer_frees - returned)]
+
+        credits = tx.credits[0]
+        if "conservation" in self.checks:
+            m.d.comb += Assert(credits + held + peer_owed == C, "tx_credits_conserved")
+        if "above_initial" in self.checks:
+            m.d.comb += Assert(credits <= C, "tx_credit_never_above_initial")
+        m.d.comb += [
+            Cover((phase == NORMAL) & started & (credits == cells_per_packet),
+                  "cover_packet_takes_the_last_credits"),
+            Cover(tx.replay_used == p.retry_blocks, "cover_replay_buffer_full"),
+            Cover(tx.cnt_replayed_blocks != 0, "cover_block_replayed"),
+        ]
+        return m
+
+
+def formal_tx(*, mutant=None, checks=LinkTxHarness.CHECKS, peer_cells=14):
+    """Credits, replay slots and priority of the real LinkTx (bounded)."""
+    if isinstance(checks, str):
+        checks = [c for c in checks.split(",") if c]
+    return LinkTxHarness(mutant=mutant, checks=checks, peer_cells=peer_cells)

@@ -251,6 +251,8 @@ class LinkTx(wiring.Component):
                 credit_blocked[v].eq(ready & ~bad & (avail[v] < cells)),
                 dropping[v].eq(ready & head.drop | ready & (total > self.neg_max_packet_flits)),
             ]
+            if self.mutant == "credit_check_off_by_one":    # formal mutant (hdl/link/formal.py)
+                m.d.comb += eligible[v].eq(ready & ~bad & (avail[v] + 1 >= cells))
         start_vl = Signal(range(V))
         any_eligible = Signal()
         m.d.comb += any_eligible.eq(eligible.any())
@@ -282,6 +284,9 @@ class LinkTx(wiring.Component):
             "crd_ack_idle": self.seq_on & ~replaying & crd_idle & (free >= 1),
             "null": Const(1, 1),
         }
+        if self.mutant == "crd_ack_ignores_replay_space":   # formal mutant (hdl/link/formal.py)
+            req["crd_ack_forced"] = self.seq_on & ~replaying & crd_force
+            req["crd_ack_idle"] = self.seq_on & ~replaying & crd_idle
         if self.mutant == "priority_swap":
             order = ["retry_req", "retry_ack"] + list(PRIORITY[2:])
         else:
@@ -546,6 +551,8 @@ class LinkTx(wiring.Component):
             nxt = Signal(self.credit_bits + 2, name=f"credit_next{v}")
             take_now = Mux(sending, consume[v], 0)
             m.d.comb += nxt.eq(avail[v] + restore - take_now)
+            if self.mutant == "crd_ack_off_by_one":     # formal mutant (hdl/link/formal.py)
+                m.d.comb += nxt.eq(avail[v] + restore + self.crd_ack - take_now)
             # Properties are checked at the clock edge (comb checks would see glitches).
             m.d.sync += [
                 Assert(take_now <= avail[v], "tx_credit_never_negative"),
