@@ -1,7 +1,8 @@
 """CSR round-trip rate and burst-read throughput, measured per target and estimated for real
 boards from the bridge's cycle counts and the link rate.
 
-    python benchmarks/hil_csr_rate.py [--targets model://,sim+udp://] [--seconds 2] [--json]
+    python benchmarks/hil_csr_rate.py [--targets model://,sim+udp://] [--dut switch]
+                                      [--seconds 2] [--json]
 
 Measured: single-register reads (one request, one answer, wait) per second, and burst reads
 of the largest answer (255 words) in bytes per second, through the full host library.
@@ -41,11 +42,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="model://,sim+udp://")
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--dut", default="switch",
+                        help="design under test of the model and simulated targets")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     results = {"measured": {}, "estimated": {}}
     for url in [t for t in args.targets.split(",") if t]:
-        with open_board(url) as board:
+        with open_board(url, dut=args.dut) as board:
             results["measured"][url] = csr_rate(board, seconds=args.seconds)
     for name, clock, rate, overhead, turnaround in REAL_LINKS:
         results["estimated"][name] = real_board_estimate(
@@ -57,6 +60,9 @@ def main(argv=None):
     for url, r in results["measured"].items():
         print(f"  {url:<14} {r['round_trips_per_s']:>9.0f} CSR round trips/s   burst "
               f"{r['burst_bytes_per_s'] / 1e3:>9.1f} kB/s ({r['burst_words']} words/answer)")
+        if "block_reads_per_s" in r:
+            print(f"  {'':<14} {r['block_reads_per_s']:>9.0f} reads/s of the whole "
+                  f"{r['block']} block ({r['block_words']} words, one round trip each)")
     print("estimated for real boards (cycle counts + link rate + host turnaround):")
     for name, r in results["estimated"].items():
         print(f"  {name:<46} {r['round_trips_per_s']:>8.0f} round trips/s   burst "

@@ -80,3 +80,13 @@ def test_every_board_can_elaborate_its_designs():
 def test_design_without_a_possible_transport_is_refused():
     with pytest.raises(ConfigError, match="needs the ethernet bridge"):
         BoardTop("icebreaker", "scaleout-switch")
+
+
+def test_switch_dut_elaborates_on_a_uart_board():
+    """scaleup-node with dut=switch (switch + on-board generator + UART bridge) elaborates for
+    the ULX3S; its map is the one the host computes."""
+    top = BoardTop("ulx3s-85f", "scaleup-node", dut="switch")
+    assert top.regmap.map_id == design_regmap(design="scaleup-node", dut="switch").map_id
+    assert {"switch", "dataplane", "traffic"} <= {b.name for b in top.regmap.blocks}
+    plan = top.platform.prepare(top)
+    assert "top.il" in plan.files

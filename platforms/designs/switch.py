@@ -40,6 +40,7 @@ from ...config import SwitchConfig
 from ...errors import ConfigError
 from ...hdl.host.csr import CsrBank, csr_signature
 from ...hdl.host.regmap import Block, Register
+from ...hdl.host.streams import SkidBuffer
 from ...hdl.proto.formats import LPH, LPH_BYTES, NTH16, UBOE_SHIM, Cfg
 from ...hdl.stream import WORD_BYTES, packet_stream
 from ...hdl.switch.counters import counter_map
@@ -142,29 +143,6 @@ def _byte_slice(index):
     return slice(lo, lo + 8)
 
 
-class _Skid(wiring.Component):
-    """Two-word skid buffer: every output registered, ``i.ready`` from a register."""
-
-    def __init__(self):
-        super().__init__({"i": In(packet_stream()), "o": Out(packet_stream())})
-
-    def elaborate(self, platform):
-        m = Module()
-        spare = Signal.like(self.i.payload)
-        spare_valid = Signal()
-        m.d.comb += self.i.ready.eq(~spare_valid)
-        with m.If(self.o.ready | ~self.o.valid):
-            with m.If(spare_valid):
-                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1),
-                             spare_valid.eq(self.i.valid & self.i.ready)]
-                m.d.sync += spare.eq(self.i.payload)
-            with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & self.i.ready):
-            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
-        return m
-
-
 class SwitchDut(wiring.Component):
     """The switch with a host port (``rx``/``tx``) and reflectors; see the module docstring.
 
@@ -241,7 +219,7 @@ class SwitchDut(wiring.Component):
 
         # --- reflector ports ----------------------------------------------------------------
         for k in range(1, cfg.ports):
-            skid = _Skid()
+            skid = SkidBuffer(packet_stream())
             m.submodules[f"reflector{k}"] = skid
             tx, rx = sw.ports[k].tx, sw.ports[k].rx
             swapped = Signal.like(tx.payload.data, name=f"reflected{k}")

@@ -305,9 +305,19 @@ def csr_rate(board, *, seconds=1.0, burst_words=None):
         board.client.run([Command(Op.READ, addr, burst_words)])
         m += 1
     elapsed = time.perf_counter() - start
-    return {"round_trips_per_s": rt_rate, "burst_words": burst_words,
-            "burst_reads_per_s": m / elapsed,
-            "burst_bytes_per_s": m * burst_words * WORD_BYTES / elapsed}
+    out = {"round_trips_per_s": rt_rate, "burst_words": burst_words,
+           "burst_reads_per_s": m / elapsed,
+           "burst_bytes_per_s": m * burst_words * WORD_BYTES / elapsed}
+    # Every counter and table of the design under test's main block, one burst per read.
+    block = "switch" if dut_kind(board) == "switch" else "lanes"
+    if block in {b.name for b in board.regmap.blocks}:
+        k, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            board.counters(block)
+            k += 1
+        out.update(block=block, block_words=board.regmap.block(block).size,
+                   block_reads_per_s=k / (time.perf_counter() - start))
+    return out
 
 
 def real_board_estimate(clock_hz, link_bits_per_s, *, overhead_bytes, burst_words=255,
