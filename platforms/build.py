@@ -112,7 +112,7 @@ def _hil_config(params, design=None):
             raise ConfigError(f"unknown parameter {key!r}; known: dut, "
                               f"{', '.join(sorted(known))}, "
                               f"{', '.join('switch_' + n for n in sorted(switch_fields))}")
-    if dut_args and not DUTS[dut].param_prefix == "switch_":
+    if dut_args and DUTS[dut].param_prefix != "switch_":
         raise ConfigError(f"switch_* parameters need dut=switch (the dut is {dut})")
     from .designs import _dut_entry
     chosen = Dut.of((dut, dut_args)) if dut_args else Dut.of(dut)

@@ -137,6 +137,32 @@ register_dut(
     "(SCNA/DCNA swapped); switch + dataplane register blocks",
     config=_switch_config, param_prefix="switch_")
 
+def _links_config(params):
+    from .switch import switch_config
+    return switch_config({"ports": 2, **params})
+
+
+def _links_blocks(hil, cfg):
+    from .switch import links_block
+    return _switch_blocks(hil, cfg) + [links_block(cfg.ports - 1)]
+
+
+def _links_build(hil, cfg):
+    from .switch import SwitchDut
+    return SwitchDut(cfg, link_ports=cfg.ports - 1)
+
+
+def _links_model(space, hil, cfg):
+    from .switch import SwitchDutModel
+    return SwitchDutModel(space, cfg, link_ports=cfg.ports - 1)
+
+
+register_dut(
+    "switch-links", _links_build, _links_blocks, _links_model,
+    "the switch with link-layer ports: every port but the host's is a LinkEndpoint + fault "
+    "injector + pin serializer looped back (default 2 ports); links register block",
+    config=_links_config, param_prefix="switch_")
+
 #: The design under test of HIL targets opened without naming one (model://, sim+udp://).
 DEFAULT_HIL_DUT = "switch"
 
@@ -203,7 +229,7 @@ def make_model(hil=None, **kwargs):
 def traffic_key_byte(dut):
     """Byte of the first word the on-board generator puts its ``key`` in, for ``dut``."""
     from .lanes import ROUTE_KEY_BYTE
-    if Dut.of(dut).name == "switch":
+    if Dut.of(dut).name in ("switch", "switch-links"):
         from .switch import DCNA_BYTE
         return DCNA_BYTE + 1          # DCNA's low byte (the high byte stays 0)
     return ROUTE_KEY_BYTE

@@ -132,9 +132,33 @@ def dataplane_block(ports, name="dataplane"):
         Register("host_drops_version", "ro", "host packets dropped: UBoE shim version not 0"),
         Register("host_tx_packets", "ro", "packets to the host data plane"),
         Register("host_tx_bytes", "ro", "bytes of those packets"),
-        Register("reflected", "ro", "packets returned by the reflector of port k+1",
-                 count=ports - 1),
+        Register("reflected", "ro", "packets returned by port k+1 (its reflector or its looped "
+                 "link)", count=ports - 1),
     ), doc="switch design under test: host port and reflector ports")
+
+
+def links_block(links, name="links"):
+    """Registers of the link ports (``switch-links`` dut): one entry per link port."""
+    from .pinlink import FAULT_CONTROLS, FAULT_COUNTERS, LINK_COUNTERS
+    docs = {"state": "link state: 0 DISABLED, 1 PARAM_INIT, 2 CREDIT_INIT, 3 NORMAL, 4 ERROR",
+            "in_sync": "receiver block alignment", "pin_locked": "frame marks arriving",
+            "pin_frames": "flits received over the pins",
+            "tx_packets": "packets the endpoint sent", "rx_packets": "packets it delivered",
+            "tx_replayed_blocks": "blocks replayed (link retry)",
+            "rx_bad_crc": "blocks with a bad CRC30", "rx_retry_rounds": "retry rounds started",
+            "link_ups": "times the link reached NORMAL",
+            "ab_corrupted": "flits the fault injector corrupted",
+            "ab_dropped": "flits the fault injector dropped"}
+    widths = {"state": 3, "in_sync": 1, "pin_locked": 1}
+    regs = [Register(n, "ro", docs[n], width=widths.get(n, 32), count=links)
+            for n in ("state", "in_sync", "pin_locked", "pin_frames", *LINK_COUNTERS,
+                      *FAULT_COUNTERS)]
+    cdocs = {"error_threshold": "fault injector: bit-error probability per flit * 2^32",
+             "drop_threshold": "fault injector: flit-drop probability * 2^32",
+             "down_cmd": "fault injector: 1 holds the link down"}
+    regs += [Register(n, "rw", cdocs[n], width=1 if n == "down_cmd" else 32, count=links)
+             for n in FAULT_CONTROLS]
+    return Block(name, tuple(regs), doc="link-layer ports over looped pin links")
 
 
 def _byte_slice(index):
@@ -150,13 +174,26 @@ class SwitchDut(wiring.Component):
     ``csr_block`` and ``csr``; the design connects them to its bridge core.
     """
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, *, link_ports=0, pins=32):
         self.cfg = cfg or switch_config()
+        if not 0 <= link_ports < self.cfg.ports:
+            raise ConfigError(f"switch dut: link_ports must be in 0..{self.cfg.ports - 1}, "
+                              f"got {link_ports}")
+        self.link_ports = link_ports
         self.switch = Switch(self.cfg)
         self.regs = SwitchRegs(self.cfg)
         self.dataplane = _DataplaneCsr(self.cfg.ports)
         self.csr_components = [self.regs, self.dataplane]
-        super().__init__({"rx": In(packet_stream()), "tx": Out(packet_stream())})
+        self.links = []
+        if link_ports:
+            from .pinlink import LinkPort
+            max_bytes = self.cfg.max_packet_flits * WORD_BYTES
+            self.links = [LinkPort(self.cfg.num_vls, max_bytes, pins=pins)
+                          for _ in range(link_ports)]
+            self.links_csr = _LinksCsr(self.links)
+            self.csr_components.append(self.links_csr)
+        super().__init__({"rx": In(packet_stream()), "tx": Out(packet_stream()),
+                          "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -217,8 +254,30 @@ class SwitchDut(wiring.Component):
             with m.If(out.last):
                 m.d.sync += dp.counts["host_tx_packets"].eq(dp.counts["host_tx_packets"] + 1)
 
+        # --- link ports (1 .. link_ports) -----------------------------------------------------
+        busy = Const(0)
+        for k, link in enumerate(self.links, start=1):
+            m.submodules[f"link{k}"] = link
+            port = sw.ports[k]
+            m.d.comb += [link.sw_tx.payload.eq(port.tx.payload), link.sw_tx.valid.eq(port.tx.valid),
+                         port.tx.ready.eq(link.sw_tx.ready), link.sw_tx_vl.eq(port.tx_vl),
+                         port.tx_vl_ready.eq(link.sw_tx_vl_ready)]
+            wiring.connect(m, link.sw_rx, port.rx)
+            # Busy (the simulated board keeps clocking) while the link is not up or a packet is
+            # inside the link port.
+            taken, given = Signal(32, name=f"link{k}_taken"), Signal(32, name=f"link{k}_given")
+            with m.If(port.tx.valid & port.tx.ready & port.tx.payload.last):
+                m.d.sync += taken.eq(taken + 1)
+            with m.If(port.rx.valid & port.rx.ready & port.rx.payload.last):
+                m.d.sync += given.eq(given + 1)
+            counter = dp.counts["reflected"][k - 1]
+            with m.If(port.rx.valid & port.rx.ready & port.rx.payload.last):
+                m.d.sync += counter.eq(counter + 1)
+            busy = busy | (link.state != 3) | (taken != given)
+        m.d.comb += self.busy.eq(busy)
+
         # --- reflector ports ----------------------------------------------------------------
-        for k in range(1, cfg.ports):
+        for k in range(1 + len(self.links), cfg.ports):
             skid = SkidBuffer(packet_stream())
             m.submodules[f"reflector{k}"] = skid
             tx, rx = sw.ports[k].tx, sw.ports[k].rx
@@ -239,6 +298,30 @@ class SwitchDut(wiring.Component):
             counter = dp.counts["reflected"][k - 1]
             with m.If(tx.valid & tx.ready & tx.payload.last):
                 m.d.sync += counter.eq(counter + 1)
+        return m
+
+
+class _LinksCsr(wiring.Component):
+    """The ``links`` block over the link ports' status, counters and fault controls."""
+
+    def __init__(self, links):
+        self.link_ports = links
+        self.csr_block = links_block(len(links))
+        super().__init__({"csr": In(csr_signature(self.csr_block.span_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = bank = CsrBank(self.csr_block)
+        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
+        n = len(self.link_ports)
+        for reg in self.csr_block.registers:
+            port = getattr(bank, reg.name)
+            for i, link in enumerate(self.link_ports):
+                entry = port[i] if n > 1 else port
+                if reg.access == "ro":
+                    m.d.comb += entry.eq(getattr(link, reg.name))
+                else:
+                    m.d.comb += getattr(link, reg.name).eq(entry)
         return m
 
 
@@ -281,9 +364,25 @@ class SwitchDutModel:
     #: Hops after which a packet counts as caught in a routing loop (the model stops it).
     MAX_HOPS = 64
 
-    def __init__(self, space, cfg=None, *, block="switch", dataplane="dataplane"):
+    def __init__(self, space, cfg=None, *, block="switch", dataplane="dataplane",
+                 link_ports=0):
         self.space = space
         self.cfg = cfg or switch_config()
+        self.link_ports = link_ports
+        if link_ports:
+            # Lossless and in order without faults: a link port returns what it is sent, like a
+            # reflector. Counters that depend on timing (flits, replays) read 0 here.
+            self.link_counts = {"tx_packets": [0] * link_ports, "rx_packets": [0] * link_ports}
+            constant = {"state": 3, "in_sync": 1, "pin_locked": 1, "link_ups": 1}
+            for reg in links_block(link_ports).registers:
+                if reg.access != "ro":
+                    continue
+                if reg.name in self.link_counts:
+                    space.on_read(f"links.{reg.name}",
+                                  lambda i, n=reg.name: self.link_counts[n][i])
+                else:
+                    space.on_read(f"links.{reg.name}",
+                                  lambda i, v=constant.get(reg.name, 0): v)
         self.block, self.dp = block, dataplane
         self.model = SwitchModel(self.cfg)
         self.description = switch_registers(self.cfg)
@@ -357,6 +456,9 @@ class SwitchDutModel:
                 out.append(host)
                 return out
             self._add(self.dp_counts, "reflected", egress - 1)
+            if egress <= self.link_ports:
+                for name in ("tx_packets", "rx_packets"):
+                    self._add(self.link_counts, name, egress - 1)
             pkt, port = reflect(pkt), egress
         return out
 

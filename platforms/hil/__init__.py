@@ -27,7 +27,7 @@ def add_arguments(parser):
                              "when no --map is given")
     parser.add_argument("--dut", metavar="NAME",
                         help="design under test of model:// and simulated targets (switch, "
-                             "lanes; default: the design's, or lanes for the plain core)")
+                             "lanes; default: the design's with --design, else switch)")
     parser.add_argument("--read", action="append", default=[], metavar="REG",
                         help="read a register (block.reg or block.reg[i]); repeatable")
     parser.add_argument("--write", action="append", default=[], metavar="REG=VALUE",
@@ -58,8 +58,9 @@ def run(args):
     from .checks import csr_rate, onboard_traffic_test, traffic_test
     results = {"target": args.target}
     try:
+        dut = args.dut or (None if args.design or args.map else "switch")
         board = open_board(args.target, regmap=args.map, design=args.design,
-                           dut=args.dut, record=args.record)
+                           dut=dut, record=args.record)
     except KeyError as exc:
         raise UbprotoError(str(exc).strip("'\"")) from None
     out = sys.stdout

@@ -28,7 +28,7 @@ def make_packet(lbf, index, size=64):
 def dut_kind(board):
     """``"switch"`` or ``"lanes"``: which design under test the board's map has."""
     names = {b.name for b in board.regmap.blocks}
-    return "switch" if "switch" in names else "lanes"
+    return "switch" if "switch" in names else "lanes"   # switch-links has the switch block
 
 
 def route_table(board):

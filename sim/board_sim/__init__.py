@@ -61,6 +61,9 @@ class SimBoardTop(wiring.Component):
             "bridge_tx_valid": Out(1), "bridge_tx_data": Out(8), "bridge_tx_last": Out(1),
             "bridge_tx_ready": In(1), "bridge_tx_length": Out(16),
             "bridge_busy": Out(1), "bridge_exec_cycles": Out(32),
+            # The design under test has work in flight (a link coming up, a packet inside a
+            # link port): the harness keeps clocking instead of sleeping.
+            "dut_busy": Out(1),
             "pkt_rx_valid": In(1), "pkt_rx_data": In(WORD_BITS), "pkt_rx_nbytes": In(nbytes_bits),
             "pkt_rx_first": In(1), "pkt_rx_last": In(1), "pkt_rx_ready": Out(1),
             "pkt_tx_valid": Out(1), "pkt_tx_data": Out(WORD_BITS),
@@ -88,6 +91,8 @@ class SimBoardTop(wiring.Component):
             self.pkt_tx_nbytes.eq(dut.tx.payload.nbytes), self.pkt_tx_first.eq(dut.tx.payload.first),
             self.pkt_tx_last.eq(dut.tx.payload.last), dut.tx.ready.eq(self.pkt_tx_ready),
         ]
+        if "busy" in dut.signature.members:
+            m.d.comb += self.dut_busy.eq(dut.busy)
         return m
 
 

@@ -200,7 +200,7 @@ struct Sim {
     bool busy() {
         Vboard& t = board.top;
         return bin.active() || pin.active() || t.bridge_busy || t.bridge_tx_valid ||
-               t.pkt_tx_valid;
+               t.pkt_tx_valid || t.dut_busy;
     }
 };
 
