@@ -134,11 +134,29 @@ def run_incast_experiment(cfg: dict, outdir: Path) -> dict:
 
 def run_incast_kind(experiment) -> dict:
     """``ubproto sim`` entry for ``kind: incast`` (an ``ubproto.sim.experiment.Experiment``):
-    the workload section is the incast parameters, ``config.congestion`` the marking and
-    DCQCN parameters, ``seed`` the LFSR seed."""
+    the workload section is the incast parameters (``fabric: switch`` runs it through the
+    N-port switch), ``config.congestion`` the marking and DCQCN parameters,
+    ``config.switch`` the switch (its ports and queue depth are set by the incast), ``seed``
+    the LFSR seed."""
     from .incast import INCAST_DEFAULTS
-    experiment.check_workload_keys(set(INCAST_DEFAULTS) - {"congestion"})
+    experiment.check_workload_keys(set(INCAST_DEFAULTS) - {"congestion", "switch"})
     cfg = {**experiment.workload, "congestion": experiment.config.congestion,
-           "seed": experiment.config.seed}
-    return run_incast_experiment(cfg, experiment.outdir)
+           "switch": experiment.config.switch, "seed": experiment.config.seed}
+    summaries = run_incast_experiment(cfg, experiment.outdir)
+    # The headline figures first: `ubproto sim` prints each metric on one line, shortened.
+    metrics = {key: {**{k: s[k] for k in _HEADLINE}, **{k: v for k, v in s.items()
+                                                         if k not in _HEADLINE}}
+               for key, s in summaries.items()}
+    # Lossless and correctly routed, whatever the marking: a run that drops or misroutes
+    # fails (`ubproto sim` exits 1).
+    broken = [key for key, s in summaries.items()
+              if s["drops"] or s["cnps_misrouted"] or s["cnps_sent"] != s["cnps_received"]]
+    metrics["passed"] = not broken
+    if broken:
+        metrics["failed_runs"] = broken
+    return metrics
 
+
+#: Summary fields shown first (in this order) by ``ubproto sim``.
+_HEADLINE = ("peak_queue_bytes", "mean_queue_last_half_bytes", "drops", "utilisation_last_half",
+             "time_to_converge_cycles", "marked", "cnps_sent")

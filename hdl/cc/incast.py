@@ -31,7 +31,8 @@ from .marker import COUNTER_BITS, MarkerConfig
 from .rate import DcqcnParams, RateControlledSource
 
 __all__ = ["BacklogSource", "UniformPacketQueue", "PacketMerge", "IncastBottleneck", "INCAST_DEFAULTS",
-           "INCAST_PHANTOM_RED", "run_incast", "summarise"]
+           "INCAST_PHANTOM_RED", "INCAST_SWITCH_PROFILE", "INCAST_SWITCH", "INCAST_FABRICS", "INCAST_MODES", "INCAST_QUEUE_WORDS",
+           "incast_design", "run_incast", "summarise"]
 
 #: Width of the queue-occupancy accumulator (sum over clocks, for the mean).
 _SUM_BITS = 64
@@ -261,19 +262,43 @@ class IncastBottleneck(wiring.Component):
 
 #: Experiment parameters and their defaults (YAML ``kind: incast``; benchmarks/incast.py).
 INCAST_DEFAULTS = {
+    "fabric": "bottleneck",
     "sources": [4, 8],
-    "modes": ["off", "red", "phantom"],
+    "modes": ["off", "red", "phantom"],     # any of INCAST_MODES
     "cycles": 1_000_000,
     "sample_every": 2_000,
     "packet_words": 8,
-    "queue_words": 16384,
+    "queue_words": None,        # None: the fabric's default (INCAST_QUEUE_WORDS)
     "congestion": {},
+    "switch": {},
 }
+#: Fabrics: the bottleneck model (IncastBottleneck) or the N-port switch (SwitchIncast).
+INCAST_FABRICS = ("bottleneck", "switch")
+#: Marking modes (the marker's ``control`` CSR per mode is in tests/cc_tb/incast_tb.py).
+INCAST_MODES = ("off", "red", "phantom", "red+phantom")
+#: Words of queue per source by fabric: the bottleneck's word-count queues are cheap; the
+#: switch's VOQ regions are block RAM and at most SwitchConfig's 4096 flits deep.
+INCAST_QUEUE_WORDS = {"bottleneck": 16384, "switch": 1024}
 #: Phantom thresholds of the incast benchmark. The phantom grows only at (1 - gamma) x C
 #: (about 1 byte per clock for gamma = 1/1.05), so DCQCN's 5 kB..200 kB would take 200 000
 #: clocks to reach Pmax; HULL marks its phantom queue at a few kB.
 INCAST_PHANTOM_RED = {"phantom_kmin_bytes": 2_000, "phantom_kmax_bytes": 20_000,
                       "phantom_pmax": 0.1}
+#: The incast on the switch: DCQCN's time constants (CNP interval N, alpha timer K,
+#: increase timer T, byte counter B) and RED thresholds scaled down 10x with the buffers.
+#: The switch's VOQ regions are block RAM (INCAST_QUEUE_WORDS["switch"] words = 20 kB per
+#: source), a tenth or less of what a data-centre switch gives a port; a loop ten times
+#: faster builds a queue ten times smaller, so the dynamics are the paper's in a tenth of
+#: the time. Rates (R_AI, R_HAI, Rmin) and g are per event and stay as they are.
+INCAST_SWITCH_PROFILE = {
+    "cnp_interval_cycles": 500, "dcqcn_alpha_timer_cycles": 550,
+    "dcqcn_increase_timer_cycles": 550, "dcqcn_byte_counter_bytes": 1 << 20,
+    "kmin_bytes": 500, "kmax_bytes": 20_000, "pmax": 0.1,
+    "phantom_kmin_bytes": 200, "phantom_kmax_bytes": 2_000, "phantom_pmax": 0.1,
+}
+#: The switch of the incast: one VL (CNPs share VL0 with the data; they never share a
+#: queue, since the VOQs are per output); ports and queue depth are set per run.
+INCAST_SWITCH = {"num_vls": 1}
 #: Aggregate rate within this fraction of the line rate of its final value = converged.
 CONVERGED_WITHIN = 0.10
 
@@ -323,21 +348,81 @@ def summarise(result, *, sources, params, line_bytes=WORD_BYTES):
         "marked": s["marked"],
         "cnps_sent": s["cnps_sent"],
         "cnps_received": s["cnps_received"],
+        # The switch's own drop counters (SwitchIncast); the bottleneck has no drop path.
+        "drops": s.get("drops", 0),
+        "cnps_misrouted": s.get("cnps_misrouted", 0),
+        "cnps_per_source": s.get("cnps_per_source"),
         "cycles": cycles,
     }
+
+
+def _check_params(p):
+    """Validate the incast parameters; every mistake is a one-line ConfigError."""
+    from ...errors import ConfigError
+
+    def positive_int(key, value, lo=1, hi=None):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo \
+                or (hi is not None and value > hi):
+            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise ConfigError(f"incast.{key} must be an integer {bound}, got {value!r}")
+        return value
+
+    if p["fabric"] not in INCAST_FABRICS:
+        raise ConfigError(f"incast.fabric must be one of {', '.join(INCAST_FABRICS)}, "
+                          f"got {p['fabric']!r}")
+    sources = p["sources"] if isinstance(p["sources"], list) else [p["sources"]]
+    if not sources:
+        raise ConfigError("incast.sources must name at least one N")
+    # The switch has at most 16 ports: N sources + the receiver.
+    hi = 15 if p["fabric"] == "switch" else None
+    sources = [positive_int("sources", n, 1, hi) for n in sources]
+    modes = p["modes"] if isinstance(p["modes"], list) else [p["modes"]]
+    bad = [m for m in modes if m not in INCAST_MODES]
+    if bad or not modes:
+        raise ConfigError(f"incast.modes must be a list of {', '.join(INCAST_MODES)}, "
+                          f"got {p['modes']!r}")
+    sample_every = positive_int("sample_every", p["sample_every"])
+    positive_int("cycles", p["cycles"], 2 * sample_every)
+    positive_int("packet_words", p["packet_words"])
+    if p["queue_words"] is not None:
+        positive_int("queue_words", p["queue_words"], p["packet_words"])
+    return sources, modes
+
+
+def incast_design(p, n, congestion, switch, seed):
+    """A factory of the incast top for ``n`` sources on ``p["fabric"]``."""
+    params = DcqcnParams.from_config(congestion)
+    queue_words = p["queue_words"] or INCAST_QUEUE_WORDS[p["fabric"]]
+    if p["fabric"] == "switch":
+        from .switch_incast import SwitchIncast, incast_switch_config
+        switch_cfg = incast_switch_config(switch, n, queue_words)
+        design = SwitchIncast(switch_cfg, sources=n, packet_words=p["packet_words"],
+                              params=params, cnp_interval_cycles=congestion.cnp_interval_cycles,
+                              cnp_vl=congestion.cnp_vl, gamma=congestion.gamma, seed=seed)
+    else:
+        design = IncastBottleneck(sources=n, packet_words=p["packet_words"],
+                                  queue_words=queue_words, params=params,
+                                  cnp_interval_cycles=congestion.cnp_interval_cycles,
+                                  gamma=congestion.gamma, seed=seed)
+    # Built here (so configuration errors surface before any Verilator build), handed over
+    # as a factory (run_bench's interface).
+    return lambda: design
 
 
 def run_incast(cfg: dict, outdir: Path) -> dict:
     """Run the incast experiment: for each N in ``sources``, every marking mode, closed loop.
 
     ``cfg`` keys: those of :data:`INCAST_DEFAULTS` (``congestion`` is a ``CongestionConfig``
-    or a dict of its fields) and optionally ``seed``.
+    or a dict of its fields, ``switch`` a ``SwitchConfig`` or a dict: the switch's ports
+    and queue depth are set by the incast) and optionally ``seed``.
 
-    Writes ``incast.json`` (summaries and time series) and ``incast_queue_N<n>.svg`` (queue
-    depth over time) into ``outdir``; returns the summaries, keyed ``"N=<n>/<mode>"``.
+    Writes ``incast.json`` (summaries and time series), ``incast_N<n>.csv`` (the series)
+    and ``incast_queue_N<n>.svg`` (queue depth over time) into ``outdir``; returns the
+    summaries, keyed ``"N=<n>/<mode>"``.
     """
-    from ...config import CongestionConfig, from_dict
+    from ...config import CongestionConfig, SwitchConfig, from_dict
     from ...errors import ConfigError
+    from ...sim.outputs import write_csv
     from .experiment import run_bench, svg_plot
     from .red import RedProfile
 
@@ -346,32 +431,40 @@ def run_incast(cfg: dict, outdir: Path) -> dict:
         raise ConfigError(f"incast: unknown parameter(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(INCAST_DEFAULTS))}")
     p = {**INCAST_DEFAULTS, **{k: v for k, v in cfg.items() if k in INCAST_DEFAULTS}}
+    sources_list, modes = _check_params(p)
     congestion = p["congestion"]
     if not isinstance(congestion, CongestionConfig):
         congestion = from_dict(CongestionConfig, congestion, section="incast.congestion")
+    switch = p["switch"]
+    if not isinstance(switch, SwitchConfig):
+        switch = from_dict(SwitchConfig, switch, section="incast.switch")
     params = DcqcnParams.from_config(congestion)
     real, phantom = RedProfile.from_config(congestion), RedProfile.from_config(congestion, phantom=True)
-    sources_list = p["sources"] if isinstance(p["sources"], list) else [p["sources"]]
+    seed = cfg.get("seed", 1)
+    designs = {n: incast_design(p, n, congestion, switch, seed) for n in sources_list}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     summaries, raw = {}, {}
     for n in sources_list:
-        design = (lambda n=n: IncastBottleneck(
-            sources=n, packet_words=p["packet_words"], queue_words=p["queue_words"],
-            params=params, cnp_interval_cycles=congestion.cnp_interval_cycles,
-            gamma=congestion.gamma, seed=cfg.get("seed", 1)))
-        results = run_bench(design, "incast", {
-            "sources": n, "modes": p["modes"], "cycles": p["cycles"],
+        results = run_bench(designs[n], "incast", {
+            "sources": n, "modes": modes, "cycles": p["cycles"],
             "sample_every": p["sample_every"],
             "real_red": [real.kmin, real.kmax, real.pmax],
             "phantom_red": [phantom.kmin, phantom.kmax, phantom.pmax]}, module="cc_tb.incast_tb")
         raw[n] = results
         for mode, result in results.items():
-            summaries[f"N={n}/{mode}"] = {"mode": mode, **summarise(result, sources=n, params=params)}
+            summaries[f"N={n}/{mode}"] = {"fabric": p["fabric"], "mode": mode,
+                                          **summarise(result, sources=n, params=params)}
+        write_csv(outdir / f"incast_N{n}.csv", [
+            {"mode": mode, "t": t, "queue_bytes": q, "phantom_bytes": ph,
+             "aggregate_rate": round(a / WORD_BYTES, 4)}
+            for mode, r in results.items()
+            for t, q, ph, a in zip(r["series"]["t"], r["series"]["queue"], r["series"]["phantom"],
+                                   _aggregate_rate(r["series"], params.rate_frac_bits))])
         svg_plot(outdir / f"incast_queue_N{n}.svg", [
             (mode, [t / 1000 for t in r["series"]["t"]], [q / 1000 for q in r["series"]["queue"]], "line")
             for mode, r in results.items()],
-            title=f"{n} -> 1 incast: egress queue over time", xlabel="time (thousand clocks)",
-            ylabel="queue (kB)")
+            title=f"{n} -> 1 incast ({p['fabric']}): egress queue over time",
+            xlabel="time (thousand clocks)", ylabel="queue (kB)")
     (outdir / "incast.json").write_text(json.dumps({"summaries": summaries, "raw": raw}))
     return summaries

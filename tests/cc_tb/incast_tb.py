@@ -1,4 +1,4 @@
-"""cocotb bench: N -> 1 incast closed loop (IncastBottleneck) with marking off, RED, phantom.
+"""cocotb bench: N -> 1 incast closed loop (IncastBottleneck or SwitchIncast) with marking off, RED, phantom.
 
 Each mode starts from reset; Python samples the queue, the phantom queue and every source's
 rate every ``sample_every`` clocks and reads the hardware's summary counters at the end.
@@ -19,9 +19,13 @@ MODES = {   # mode -> marker control
     "off": {"enable": 0, "source": MarkSource.REAL, "last_hop": 1},
     "red": {"enable": 1, "source": MarkSource.REAL, "last_hop": 1},
     "phantom": {"enable": 1, "source": MarkSource.PHANTOM, "last_hop": 1},
+    # Uno's combination: the real-queue rule catches a burst, the phantom the steady state.
+    "red+phantom": {"enable": 1, "source": MarkSource.EITHER, "last_hop": 1},
 }
 SUMMARY = ("cycles", "delivered_bytes", "queue_bytes", "max_queue_bytes", "queue_bytes_sum",
            "marked", "cnps_sent", "cnps_received")
+#: Read when the top has them (SwitchIncast: the switch's drop counters, CNP delivery).
+OPTIONAL = ("drops", "cnps_misrouted")
 
 
 async def run_mode(dut, p, mode):
@@ -47,7 +51,11 @@ async def run_mode(dut, p, mode):
         await RisingEdge(dut.clk)
     await ReadOnly()
     summary = {name: value(getattr(dut, name)) for name in SUMMARY}
+    summary.update({name: value(getattr(dut, name)) for name in OPTIONAL if hasattr(dut, name)})
     summary["sent_total"] = sum(value(getattr(dut, f"sent_bytes_{k}")) for k in range(sources))
+    if hasattr(dut, "cnps_received_0"):
+        summary["cnps_per_source"] = [value(getattr(dut, f"cnps_received_{k}"))
+                                      for k in range(sources)]
     await RisingEdge(dut.clk)
     dut._log.info(f"{mode}: {summary}")
     return {"summary": summary, "series": series}
