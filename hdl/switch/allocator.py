@@ -11,8 +11,10 @@ swap in their own by registering it in :data:`ALLOCATORS`:
 ``grant`` : Out(ArrayLayout(num_outputs, num_inputs))
     A matching, combinationally from ``request`` and the allocator state: every input has at
     most one grant bit, every output is granted to at most one input, and only requested
-    pairs are granted. The switch starts the granted transfers in the same cycle, so the
-    allocator decides every slot without a pipeline bubble.
+    pairs are granted. The switch registers the grants and starts the transfers in the next
+    cycle; its requests already describe the inputs and outputs as they will be then (one
+    finishing its packet now is free), so the allocator still decides every slot without a
+    bubble.
 
 The allocator state (round-robin pointers) advances at the clock edge of the cycle whose
 grants it reports.

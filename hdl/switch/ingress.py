@@ -4,16 +4,22 @@ Switch port format (docs/switch.md): a packet on a switch port is the link layer
 de-blocked view, LPH (4 bytes) then the network header, then the payload, on a packet
 stream (:mod:`ubproto.hdl.stream`); LBHs and BCRCs stay inside the link.
 
-Pipeline (one flit per clock, one register stage):
+Pipeline (one flit per clock, two register stages behind a skid buffer):
 
-* the input word is parsed as it arrives: LPH.CFG, the NTH16 fields, the route-table
-  address (DCNA), the VL (SL -> VL table) and the path entropy (:class:`PathSelector`);
-  the route table (a block RAM shared by the ports, one read port each) is read in the
-  same cycle;
-* in the next cycle the route entry is resolved (direct port or ECMP group member), the
-  packet's fate is decided on its first word and every word is written to the input's
-  :class:`~.voq.VoqBuffer` queue of (output, VL) -- or of VL alone in FIFO queueing -- with
-  LPH.VL rewritten to the egress VL (the VL is hop-local).
+* ``i.ready`` is a register (the skid buffer's "spare slot empty"), so the link's valid
+  never waits on a decision made downstream: a word offered while the pipeline stalls is
+  caught in the spare slot, and the word at the pipeline input is the spare slot's or,
+  when it is empty, the link's (no added latency);
+* stage P: the word is parsed -- LPH.CFG, the NTH16 fields, the route-table address (DCNA),
+  the VL (SL -> VL table) and the path entropy (:class:`PathSelector`) -- and the route
+  table (a block RAM shared by the ports, one read port each) is read;
+* stage R: with the entry out of the RAM, the route is resolved (direct port or ECMP group
+  member) and the drop reason decided, and both are *registered* (this was one cycle
+  together with the buffer write: RAM output -> ECMP multiplexer -> drop decision ->
+  queue-full lookup -> ready was the switch's critical path);
+* write: the packet's fate is applied on its first word and every word is written to the
+  input's :class:`~.voq.VoqBuffer` queue of (output, VL) -- or of VL alone in FIFO
+  queueing -- with LPH.VL rewritten to the egress VL (the VL is hop-local).
 
 Drops (:data:`SWITCH_DROP_REASONS`) are decided on the first word except ``oversize``, which
 shows when a packet passes ``max_packet_flits``: its words already in the buffer are taken
@@ -143,7 +149,23 @@ class IngressPort(wiring.Component):
         m = Module()
         cfg = self.cfg
         n, nv = cfg.ports, cfg.num_vls
-        word = self.i.payload
+
+        # --- skid buffer: i.ready comes from a register ---------------------------------
+        spare_valid = Signal()
+        spare_word = Signal(PacketWord)
+        in_valid = Signal()                   # a word waits at the pipeline input
+        word = Signal(PacketWord)
+        take = Signal()                       # stage P takes the waiting word
+        m.d.comb += [
+            self.i.ready.eq(~spare_valid),
+            in_valid.eq(spare_valid | self.i.valid),
+            word.eq(Mux(spare_valid, spare_word, self.i.payload)),
+        ]
+        with m.If(spare_valid):
+            with m.If(take):
+                m.d.sync += spare_valid.eq(0)
+        with m.Elif(self.i.valid & ~take):
+            m.d.sync += [spare_valid.eq(1), spare_word.eq(self.i.payload)]
         lph = header_view(word.data, LPH, 0)
         nth = header_view(word.data, NTH16, LPH_BYTES)
         reasons = len(SWITCH_DROP_REASONS)
@@ -169,18 +191,18 @@ class IngressPort(wiring.Component):
         dcna = nth.dcna
         outside_table = dcna[self.route_bits:].any() if len(dcna) > self.route_bits else 0
 
-        # --- register stage -------------------------------------------------------------
+        # --- stage P: the parsed word, the route table being read ----------------------
         p_valid = Signal()
         p_word = Signal(PacketWord)
         p_early = Signal(reasons)
         p_outside = Signal()
         p_vl = Signal(range(nv))
         p_entropy = Signal(ENTROPY_BITS)
-        consume = Signal()                    # stage P finishes its word this cycle
+        p_advance = Signal()                  # stage P hands its word to stage R
         accept = Signal()
         m.d.comb += [
-            self.i.ready.eq(~p_valid | consume),
-            accept.eq(self.i.valid & self.i.ready),
+            take.eq(~p_valid | p_advance),
+            accept.eq(in_valid & take),
             self.route_addr.eq(dcna[:self.route_bits]),
             self.route_en.eq(accept),
         ]
@@ -192,7 +214,7 @@ class IngressPort(wiring.Component):
             ]
             with m.If(word.first):
                 m.d.sync += sequence.eq(sequence + 1)
-        with m.Elif(consume):
+        with m.Elif(p_advance):
             m.d.sync += p_valid.eq(0)
 
         # --- resolve the route (first words) --------------------------------------------
@@ -217,8 +239,25 @@ class IngressPort(wiring.Component):
         # Report only the first reason (in SWITCH_DROP_REASONS order).
         first_reason = Signal(reasons)
         m.d.comb += first_reason.eq(reason & (~reason + 1))
+        p_queue = Signal(range(cfg.queues_per_input))
+        m.d.comb += p_queue.eq(p_vl if cfg.queueing == "fifo" else port * nv + p_vl)
+
+        # --- register stage R: the resolved route ----------------------------------------
+        r_valid = Signal()
+        r_word = Signal(PacketWord)
+        r_reason = Signal(reasons)            # all reasons (any -> drop)
+        r_first_reason = Signal(reasons)      # the one counted
+        r_port = Signal(range(n))
+        r_vl = Signal(range(nv))
         queue = Signal(range(cfg.queues_per_input))
-        m.d.comb += queue.eq(p_vl if cfg.queueing == "fifo" else port * nv + p_vl)
+        consume = Signal()                    # stage R finishes its word this cycle
+        m.d.comb += p_advance.eq(p_valid & (~r_valid | consume))
+        with m.If(p_advance):
+            m.d.sync += [r_valid.eq(1), r_word.eq(p_word), r_reason.eq(reason),
+                         r_first_reason.eq(first_reason), r_port.eq(port[:len(r_port)]),
+                         r_vl.eq(p_vl), queue.eq(p_queue)]
+        with m.Elif(consume):
+            m.d.sync += r_valid.eq(0)
 
         # --- per-packet state ----------------------------------------------------------
         in_packet = Signal()                  # words are being written to cur_queue
@@ -230,22 +269,22 @@ class IngressPort(wiring.Component):
         nbytes = Signal(range(cfg.max_packet_flits * WORD_BYTES + 1))
 
         out_word = Signal(PacketWord)
-        m.d.comb += [out_word.eq(p_word), self.wr_word.eq(out_word)]
-        target_queue = Mux(p_word.first, queue, cur_queue)
+        m.d.comb += [out_word.eq(r_word), self.wr_word.eq(out_word)]
+        target_queue = Mux(r_word.first, queue, cur_queue)
         m.d.comb += [
             self.wr_queue.eq(target_queue),
-            self.wr_tag.eq(Mux(p_word.first, port, cur_port)),
+            self.wr_tag.eq(Mux(r_word.first, r_port, cur_port)),
         ]
         full = self.full.bit_select(target_queue, 1)
-        last = p_word.last
+        last = r_word.last
 
         def drop(name):
             m.d.comb += self.drop[self._reason(name)].eq(1)
 
         def write():
             # Words and bytes of the packet so far, this word included.
-            words_now = Mux(p_word.first, 0, words) + 1
-            bytes_now = Mux(p_word.first, 0, nbytes) + p_word.nbytes
+            words_now = Mux(r_word.first, 0, words) + 1
+            bytes_now = Mux(r_word.first, 0, nbytes) + r_word.nbytes
             with m.If(~full):
                 m.d.comb += [self.wr_en.eq(1), consume.eq(1)]
                 m.d.sync += [in_packet.eq(~last), words.eq(Mux(last, 0, words_now)),
@@ -253,21 +292,21 @@ class IngressPort(wiring.Component):
                 with m.If(last):
                     m.d.comb += [self.commit.eq(1), self.commit_bytes.eq(bytes_now)]
 
-        with m.If(p_valid):
-            with m.If(p_word.first):
+        with m.If(r_valid):
+            with m.If(r_word.first):
                 with m.If(in_packet):
                     # The open packet never got its `last`: take it back, then (next
                     # cycle) treat this word as the start of a new packet.
                     m.d.comb += self.abort.eq(1)
                     drop("malformed")
                     m.d.sync += [in_packet.eq(0), words.eq(0), nbytes.eq(0)]
-                with m.Elif(reason.any()):
-                    m.d.comb += [consume.eq(1), self.drop.eq(first_reason)]
+                with m.Elif(r_reason.any()):
+                    m.d.comb += [consume.eq(1), self.drop.eq(r_first_reason)]
                     m.d.sync += discarding.eq(~last)
                 with m.Else():
-                    m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(p_vl)
-                    m.d.comb += self.commit_vl.eq(p_vl)
-                    m.d.sync += [cur_queue.eq(queue), cur_port.eq(port), cur_vl.eq(p_vl),
+                    m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(r_vl)
+                    m.d.comb += self.commit_vl.eq(r_vl)
+                    m.d.sync += [cur_queue.eq(queue), cur_port.eq(r_port), cur_vl.eq(r_vl),
                                  discarding.eq(0)]
                     write()
             with m.Elif(discarding):

@@ -10,15 +10,17 @@ Data path of one packet::
            parse, route,    queue (output, VL)       per-output VL choice
            SL->VL, drops    store-and-forward        (EgressVlScheduler)
 
-Timing: the word leaves the input buffer's block RAM one cycle after its read was
-issued; the crossbar is the multiplexer behind the RAM outputs (no extra register), so
-``tx`` shows the flit the cycle after the grant. Back-pressure on ``tx`` holds the RAM output
-(and the input) until the flit is taken.
+Timing: the allocator's matching is registered (a "pending grant" per input) and the
+granted input issues its first buffer read in the next cycle; the word leaves the block RAM
+one cycle after its read; the crossbar is the multiplexer behind the RAM outputs (no extra
+register), so ``tx`` shows the first flit two cycles after the grant. Requests are computed
+for the state after the current cycle, so one-flit packets still go out every cycle.
+Back-pressure on ``tx`` holds the RAM output (and the input) until the flit is taken.
 """
 
 from enum import IntEnum
 
-from amaranth.hdl import Cat, Cover, Module, Mux, Signal, unsigned
+from amaranth.hdl import Assert, Cat, Cover, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -142,24 +144,34 @@ class Switch(wiring.Component):
             voq.append(buf)
 
         # --- allocation state ----------------------------------------------------------
+        # The allocator decides one cycle ahead of the buffer reads: its matching goes into
+        # the per-input "pending grant" registers, and the read starts from them in the next
+        # cycle. So the allocator's requests describe the inputs, outputs and queues as they
+        # will be *after* this cycle (an input reading the last flit of its packet now is
+        # free next cycle, a queue whose last packet is being read now is empty next cycle),
+        # and one matching per cycle is kept: a one-flit packet is granted while the previous
+        # one is being read. The registered grant keeps the allocator's logic out of the
+        # buffer's read address, which was the switch's critical path after the ingress.
         txs = [self.ports[o].tx for o in range(n)]
         d_valid = [Signal(name=f"d_valid{i}") for i in range(n)]    # RAM output holds a flit
         d_out = [Signal(range(n), name=f"d_out{i}") for i in range(n)]
         d_vl = [Signal(range(nv), name=f"d_vl{i}") for i in range(n)]
         in_busy = [Signal(name=f"in_busy{i}") for i in range(n)]    # mid-packet
         in_queue = [Signal(range(nq), name=f"in_queue{i}") for i in range(n)]
+        pend = [Signal(name=f"pend{i}") for i in range(n)]          # granted, not started
+        pend_out = [Signal(range(n), name=f"pend_out{i}") for i in range(n)]
+        pend_vl = [Signal(range(nv), name=f"pend_vl{i}") for i in range(n)]
+        pend_queue = [Signal(range(nq), name=f"pend_queue{i}") for i in range(n)]
         out_busy = [Signal(name=f"out_busy{o}") for o in range(n)]
         out_src = [Signal(range(n), name=f"out_src{o}") for o in range(n)]
 
         tx_ready = Cat(*(tx.ready for tx in txs))
         in_adv = [Signal(name=f"in_adv{i}") for i in range(n)]
-        in_free = Signal(n)
-        out_free = Signal(n)
         for i in range(n):
-            m.d.comb += [in_adv[i].eq(~d_valid[i] | tx_ready.bit_select(d_out[i], 1)),
-                         in_free[i].eq(~in_busy[i] & in_adv[i])]
+            m.d.comb += in_adv[i].eq(~d_valid[i] | tx_ready.bit_select(d_out[i], 1))
 
         # The crossbar: each output shows the RAM output of the input feeding it.
+        out_clear = Signal(n)       # output o's current flit (if any) leaves this cycle
         for o in range(n):
             src = out_src[o]
             word = Signal.like(voq[0].rd_word, name=f"xbar_word{o}")
@@ -173,13 +185,75 @@ class Switch(wiring.Component):
                                      vl.eq(d_vl[i])]
             m.d.comb += [txs[o].payload.eq(word), txs[o].valid.eq(valid),
                          self.ports[o].tx_vl.eq(vl),
-                         out_free[o].eq(~out_busy[o] & (~valid | txs[o].ready))]
+                         out_clear[o].eq(~valid | txs[o].ready)]
 
-        # Complete packets per (input, output, VL) at the head of a queue.
+        # --- starting the pending grants, reading the buffers ----------------------------
+        issued_to = [[None] * n for _ in range(n)]   # issued_to[i][o]: input i reads for o
+        last_of, issue_of, start_of, cancel_of = [], [], [], []
+        for i in range(n):
+            credit = Signal(name=f"pend_credit{i}")
+            with m.Switch(pend_out[i]):
+                for o in range(n):
+                    with m.Case(o):
+                        m.d.comb += credit.eq(self.ports[o].tx_vl_ready.bit_select(pend_vl[i], 1))
+            go_on = in_busy[i] & in_adv[i]
+            # A granted packet starts when the input's RAM output and the output are free and
+            # the link still has credit for its VL; without credit the grant is dropped (the
+            # pair is offered to the allocator again) rather than holding the output.
+            start = Signal(name=f"start{i}")
+            cancel = Signal(name=f"cancel{i}")
+            m.d.comb += [start.eq(pend[i] & in_adv[i] & out_clear.bit_select(pend_out[i], 1)
+                                  & credit),
+                         cancel.eq(pend[i] & ~credit)]
+            issue = Signal(name=f"issue{i}")
+            out = Signal(range(n), name=f"issue_out{i}")
+            vl = Signal(range(nv), name=f"issue_vl{i}")
+            queue = Signal(range(nq), name=f"issue_queue{i}")
+            m.d.comb += [
+                issue.eq(go_on | start),
+                out.eq(Mux(in_busy[i], d_out[i], pend_out[i])),
+                vl.eq(Mux(in_busy[i], d_vl[i], pend_vl[i])),
+                queue.eq(Mux(in_busy[i], in_queue[i], pend_queue[i])),
+                voq[i].rd_en.eq(issue),
+                voq[i].rd_queue.eq(queue),
+            ]
+            last = voq[i].rd_last
+            with m.If(issue):
+                m.d.sync += [d_valid[i].eq(1), d_out[i].eq(out), d_vl[i].eq(vl),
+                             in_busy[i].eq(~last), in_queue[i].eq(queue)]
+            with m.Elif(in_adv[i]):
+                m.d.sync += d_valid[i].eq(0)
+            for o in range(n):
+                issued_to[i][o] = issue & (out == o)
+            last_of.append(last)
+            issue_of.append(issue)
+            start_of.append(start)
+            cancel_of.append(cancel)
+            # A grant goes only to an input without one (or whose one ends now), and only to
+            # an idle input: a pending grant never coexists with a packet being read.
+            m.d.comb += Assert(~pend[i] | ~in_busy[i], "pending_grant_only_on_idle_input")
+
+        # Free after this cycle: inputs and outputs the allocator may match now.
+        in_free = Signal(n)
+        out_free = Signal(n)
+        for i in range(n):
+            no_pend = ~pend[i] | start_of[i] | cancel_of[i]
+            m.d.comb += in_free[i].eq(no_pend & Mux(issue_of[i], last_of[i], ~in_busy[i]))
+        for o in range(n):
+            hits = Cat(*(issued_to[i][o] for i in range(n)))
+            ends = Cat(*(issued_to[i][o] & last_of[i] for i in range(n)))
+            held = 0
+            for i in range(n):
+                held = held | (pend[i] & (pend_out[i] == o) & ~start_of[i] & ~cancel_of[i])
+            m.d.comb += out_free[o].eq(~held & Mux(hits.any(), ends.any(), ~out_busy[o]))
+            with m.If(hits.any()):
+                m.d.sync += [out_busy[o].eq(~ends.any()), out_src[o].eq(onehot_index(hits, n))]
+
+        # Complete packets per (input, output, VL) at the head of a queue after this cycle.
         def avail(i, o, v):
             if fifo:
-                return voq[i].ready[v] & (voq[i].head_tag[v] == o)
-            return voq[i].ready[o * nv + v]
+                return voq[i].ready_next[v] & (voq[i].head_tag_next[v] == o)
+            return voq[i].ready_next[o * nv + v]
 
         # --- egress VL choice ----------------------------------------------------------
         sched = []
@@ -211,11 +285,8 @@ class Switch(wiring.Component):
                 row.append(in_free[i] & out_free[o] & sched[o].valid & vl_avail)
             m.d.comb += alloc.request[i].eq(Cat(*row))
 
-        issued_to = [[None] * n for _ in range(n)]   # issued_to[i][o]: input i reads for o
-        last_of = []
         for i in range(n):
             grant = alloc.grant[i]
-            granted = grant.any()
             g_out = onehot_index(grant, n)
             g_vl = Signal(range(nv), name=f"grant_vl{i}")
             with m.Switch(g_out):
@@ -223,34 +294,12 @@ class Switch(wiring.Component):
                     with m.Case(o):
                         m.d.comb += g_vl.eq(sched[o].vl)
             g_queue = g_vl if fifo else g_out * nv + g_vl
-            go_on = in_busy[i] & in_adv[i]
-            issue = Signal(name=f"issue{i}")
-            out = Signal(range(n), name=f"issue_out{i}")
-            vl = Signal(range(nv), name=f"issue_vl{i}")
-            queue = Signal(range(nq), name=f"issue_queue{i}")
-            m.d.comb += [
-                issue.eq(go_on | granted),
-                out.eq(Mux(go_on, d_out[i], g_out)),
-                vl.eq(Mux(go_on, d_vl[i], g_vl)),
-                queue.eq(Mux(go_on, in_queue[i], g_queue)),
-                voq[i].rd_en.eq(issue),
-                voq[i].rd_queue.eq(queue),
-            ]
-            last = voq[i].rd_last
-            with m.If(issue):
-                m.d.sync += [d_valid[i].eq(1), d_out[i].eq(out), d_vl[i].eq(vl),
-                             in_busy[i].eq(~last), in_queue[i].eq(queue)]
-            with m.Elif(in_adv[i]):
-                m.d.sync += d_valid[i].eq(0)
-            for o in range(n):
-                issued_to[i][o] = issue & (out == o)
-            last_of.append(last)
-
+            with m.If(grant.any()):
+                m.d.sync += [pend[i].eq(1), pend_out[i].eq(g_out), pend_vl[i].eq(g_vl),
+                             pend_queue[i].eq(g_queue)]
+            with m.Elif(start_of[i] | cancel_of[i]):
+                m.d.sync += pend[i].eq(0)
         for o in range(n):
-            hits = Cat(*(issued_to[i][o] for i in range(n)))
-            ends = Cat(*(issued_to[i][o] & last_of[i] for i in range(n)))
-            with m.If(hits.any()):
-                m.d.sync += [out_busy[o].eq(~ends.any()), out_src[o].eq(onehot_index(hits, n))]
             granted_here = Cat(*(alloc.grant[i][o] for i in range(n))).any()
             m.d.comb += sched[o].start.eq(granted_here)
 
@@ -273,7 +322,7 @@ class Switch(wiring.Component):
                 counters.tx_bytes[p].eq(bytes_so_far + tx.payload.nbytes),
                 counters.drop[p].eq(ingress[p].drop),
                 counters.occupancy[p].eq(voq[p].occupancy),
-                counters.grant[p].eq(alloc.grant[p].any()),
+                counters.grant[p].eq(start_of[p]),
             ]
         m.d.comb += [getattr(self.stats, name).eq(getattr(counters.stats, name))
                      for name in self.stats.signature.members]

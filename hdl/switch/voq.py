@@ -72,6 +72,12 @@ class VoqBuffer(wiring.Component):
         stays there until the next read.
     rd_last : Out(1)
         The word being read now (head of ``rd_queue``) is the last of its packet.
+    ready_next : Out(num_queues)
+        Queue ``q`` will have a complete packet at its head after this cycle's read (a packet
+        committed in this cycle is not counted). The switch allocates one cycle ahead of the
+        read, so it asks whether a queue is ready *next* cycle.
+    head_tag_next : Out(ArrayLayout(tag_bits, num_queues))
+        The same for ``head_tag`` (only with ``head_tags``).
     rd_word : Out(PacketWord)
     used : Out(ArrayLayout(range(queue_flits + 1), num_queues))
         Words held per queue (the open packet included).
@@ -109,12 +115,14 @@ class VoqBuffer(wiring.Component):
             "rd_en": In(1),
             "rd_queue": In(range(num_queues)),
             "rd_last": Out(1),
+            "ready_next": Out(num_queues),
             "rd_word": Out(word_layout),
             "used": Out(data.ArrayLayout(range(queue_flits + 1), num_queues)),
             "occupancy": Out(data.ArrayLayout(range(num_queues * queue_flits + 1), num_vls)),
         }
         if head_tags:
             members["head_tag"] = Out(data.ArrayLayout(unsigned(tag_bits), num_queues))
+            members["head_tag_next"] = Out(data.ArrayLayout(unsigned(tag_bits), num_queues))
         super().__init__(members)
 
     def _address(self, queue, pointer):
@@ -183,6 +191,11 @@ class VoqBuffer(wiring.Component):
         ]
         read = self.rd_en
         done = read & self.rd_last
+        if self.head_tags:
+            # The word after the one being read: when the read ends a packet, it is the head
+            # of the next one (meaningful only if that packet is complete, ready_next).
+            after = meta.read_port(domain="comb")
+            m.d.comb += after.addr.eq(self._address(rq, (r_ptr + 1)[:len(r_ptr)]))
 
         # --- per-queue state -----------------------------------------------------------
         aborted = self.abort & ~write
@@ -204,15 +217,19 @@ class VoqBuffer(wiring.Component):
                 packets[q].eq(packets[q] + (w_here & self.wr_word.last) - (r_here & done)),
             ]
             limit = depth + 1 if self.mutant == "full_late" else depth
+            ends_here = r_here & done
             m.d.comb += [
                 self.full[q].eq(used[q] >= limit),
                 self.ready[q].eq(packets[q] != 0),
+                self.ready_next[q].eq(Mux(ends_here, packets[q] > 1, packets[q] != 0)),
                 self.used[q].eq(used[q]),
             ]
             if self.head_tags:
                 head = meta.read_port(domain="comb")
                 m.d.comb += [head.addr.eq(self._address(q, rptr[q])),
-                             self.head_tag[q].eq(head.data.tag)]
+                             self.head_tag[q].eq(head.data.tag),
+                             self.head_tag_next[q].eq(Mux(ends_here, after.data.tag,
+                                                          head.data.tag))]
 
         # --- per-VL occupancy (kept incrementally: summing queues would be a wide adder) --
         nv = self.num_vls
