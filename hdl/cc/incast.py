@@ -379,8 +379,10 @@ def _check_params(p):
     modes = p["modes"] if isinstance(p["modes"], list) else [p["modes"]]
     bad = [m for m in modes if m not in INCAST_MODES]
     if bad or not modes:
+        # YAML 1.1 reads a bare off as false.
+        hint = ' (write "off" in quotes: YAML reads off as false)' if False in bad else ""
         raise ConfigError(f"incast.modes must be a list of {', '.join(INCAST_MODES)}, "
-                          f"got {p['modes']!r}")
+                          f"got {p['modes']!r}{hint}")
     sample_every = positive_int("sample_every", p["sample_every"])
     positive_int("cycles", p["cycles"], 2 * sample_every)
     positive_int("packet_words", p["packet_words"])
