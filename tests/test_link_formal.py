@@ -109,3 +109,53 @@ def test_tx_mutant_fails_its_property(mutant, checks, expected, tmp_path):
     result = check(lf.formal_tx(mutant=mutant, checks=checks), "bmc", TX_DEPTH, tmp_path,
                    f"tx-{mutant}")
     assert_fails_with(result, expected)
+
+
+# --- the receiver's commit path (real LinkRx, every input free) -------------------------------
+
+def test_rx_never_delivers_bad_crc_is_proven(tmp_path):
+    result = check(formal.load_target("link-rx"), "prove", 2, tmp_path, "link-rx")
+    assert result.passed, result.summary()
+    assert "rx_never_delivers_bad_crc" in {p.name for p in result.properties
+                                           if p.kind == "assert" and p.status == "PASS"}
+
+
+def test_rx_covers(tmp_path):
+    """Not vacuous: the solver can make a block commit (it has to get the CRC30 right)."""
+    result = check(lf.formal_rx(), "cover", 8, tmp_path, "link-rx-cover")
+    assert result.passed, result.summary()
+    assert set(result.reached) == {"cover_rx_packet_committed", "cover_rx_bad_crc_seen"}
+
+
+def test_rx_mutant_trusting_every_crc_fails(tmp_path):
+    result = check(lf.formal_rx(mutant="ignore_crc"), "bmc", 8, tmp_path, "link-rx-ignore_crc")
+    assert_fails_with(result, {"rx_never_delivers_bad_crc"})
+
+
+# --- covers: bring-up reaches NORMAL, a whole retry sequence completes -------------------------
+
+#: Both covers are reached by step 14 (cover_link_normal at 12); 16 leaves two spare steps.
+COVER_DEPTH = 16
+
+
+def test_link_covers_are_reached(tmp_path):
+    result = check(formal.load_target("link-covers"), "cover", COVER_DEPTH, tmp_path,
+                   "link-covers")
+    assert result.passed, result.summary()
+    assert set(result.reached) == {"cover_link_normal", "cover_retry_sequence_completes"}
+    for p in result.properties:
+        if p.kind == "cover":
+            assert p.trace is not None and p.trace.is_file(), p
+
+
+@pytest.mark.parametrize("mutant, unreached", [
+    # Negotiation fails: no NORMAL, and without the peer's Init no sequencing, so no retry.
+    ("peer_init_mismatch", {"cover_link_normal", "cover_retry_sequence_completes"}),
+    # No CRC error is ever seen, so no retry starts from one.
+    ("ignore_crc", {"cover_retry_sequence_completes"}),
+])
+def test_cover_mutant_makes_its_cover_unreachable(mutant, unreached, tmp_path):
+    result = check(lf.formal_covers(mutant=mutant), "cover", COVER_DEPTH, tmp_path,
+                   f"link-covers-{mutant}")
+    assert result.status == "FAIL", result.summary()
+    assert set(result.failed) == unreached, result.summary()

@@ -60,6 +60,8 @@ TARGETS = {
     "link-rx-buffer": "ubproto.hdl.link.formal:formal_rx_buffer",
     "link-credit-loop": "ubproto.hdl.link.formal:formal_credit_loop",
     "link-tx": "ubproto.hdl.link.formal:formal_tx",
+    "link-rx": "ubproto.hdl.link.formal:formal_rx",
+    "link-covers": "ubproto.hdl.link.formal:formal_covers",
 }
 
 MODES = ("prove", "bmc", "cover")
