@@ -3,19 +3,20 @@
 import random
 
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from ubproto.config import LinkConfig, ProtocolConfig
 from ubproto.errors import ConfigError
 from ubproto.hdl.fault.injector import probability_threshold, xorshift32
-from ubproto.hdl.link.common import LinkParams, plan_python
+from ubproto.hdl.link.common import (PLAN_LATENCY, LinkParams, PlanLayout, plan_pipeline,
+                                     plan_python)
 from ubproto.hdl.link.framer import Framer, TxQueue
 from ubproto.hdl.link.rxbuf import RxBuffer
 from ubproto.hdl.proto.codec import (DataPacket, _layout, block_capacity, encode_packet,
                                      max_payload_bytes, packet_flits, split_stream)
-from ubproto.hdl.proto.crc30 import crc30
+from ubproto.hdl.proto.crc30 import FlitCrc30, crc30
 from ubproto.hdl.stream import bytes_to_words
 
 
@@ -33,7 +34,50 @@ def test_plan_matches_codec(B):
         assert plan_python(n, B) == (len(chunks), last_flits, pad, packet_flits(n, B))
 
 
-@pytest.mark.parametrize("B,max_packet", [(4, 16), (2, 8)])
+@pytest.mark.parametrize("B,max_packet", [(1, 16), (3, 40), (4, 64), (32, 512)])
+def test_plan_pipeline_matches_codec(B, max_packet):
+    """The pipelined HDL plan, one payload size per cycle, equals the codec's rule for every
+    size (a sample for large packets), PLAN_LATENCY cycles later; oversized and empty
+    payloads are marked drop."""
+    max_payload = max_payload_bytes(max_packet, B)
+    max_blocks = -(-max_packet // B)
+    m = Module()
+    n = Signal(range(max_payload + 21 + 1))
+    valid = Signal()
+    layout = PlanLayout(max_payload, max_packet)
+    plan, plan_valid, tag = plan_pipeline(m, n, valid, B, max_payload, max_blocks, layout,
+                                          extra=n)
+    sizes = list(range(0, max_payload + 22, 1 if B < 32 else 5)) + [max_payload]
+    got = []
+
+    # Back-to-back sizes with a bubble (valid low) after every third one.
+    stream = [x for i, size in enumerate(sizes) for x in ([size, None] if i % 3 == 2
+                                                           else [size])]
+
+    async def bench(ctx):
+        for size in stream + [None] * (PLAN_LATENCY + 1):
+            ctx.set(valid, size is not None)
+            ctx.set(n, size or 0)
+            if ctx.get(plan_valid):
+                got.append((ctx.get(tag), ctx.get(plan)))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [t for t, _ in got] == sizes
+    for size, pl in got:
+        if size == 0 or size > max_payload:
+            assert pl["drop"] == 1, size
+            continue
+        blocks, last_flits, pad, total = plan_python(size, B)
+        assert pl["drop"] == 0
+        assert (pl["nbytes"], pl["blocks_m1"], pl["last_flits_m1"], pl["pad"],
+                pl["total_flits"]) == (size, blocks - 1, last_flits - 1, pad, total), size
+
+
+@pytest.mark.parametrize("B,max_packet", [(4, 16), (2, 8), (1, 8)])
 def test_framer_output_equals_codec(B, max_packet):
     prm = small_params(B, max_packet)
     m = Module()
@@ -188,3 +232,44 @@ def test_malformed_flits_are_what_the_codec_rejects():
     reasons = [split_stream(f.to_bytes(20, "big"), max_block_flits=4,
                             max_packet_flits=16)[0].reason for f in malformed_flits(4)]
     assert {"reserved_cfg", "bad_lch", "bad_length", "truncated"} <= set(reasons)
+
+
+@pytest.mark.parametrize("data_ahead", [False, True])
+def test_flit_crc30_matches_reference(data_ahead):
+    """FlitCrc30 (both forms: one stage, or the data half a cycle ahead) gives the codec's
+    CRC30 of random blocks of 1..6 flits, fed back to back with idle cycles between."""
+    m = Module()
+    m.submodules.crc = crc = FlitCrc30(data_ahead=data_ahead)
+    rng = random.Random(30 + data_ahead)
+    blocks = [bytes(rng.randrange(256) for _ in range(20 * rng.randrange(1, 7)))
+              for _ in range(40)]
+    # One entry per cycle: (flit bytes, first, last) or None (idle, random data).
+    schedule = []
+    for blk in blocks:
+        n = len(blk) // 20
+        schedule += [(blk[20 * i:20 * i + 20], i == 0, i == n - 1) for i in range(n)]
+        schedule += [None] * rng.randrange(2)
+    got = []
+
+    async def bench(ctx):
+        prev = None
+        for cyc in range(len(schedule) + 1):
+            now = schedule[cyc] if cyc < len(schedule) else None
+            # Data goes in a cycle before its controls when data_ahead.
+            ctrl = prev if data_ahead else now
+            data_src = now
+            ctx.set(crc.data, int.from_bytes(data_src[0], "big") if data_src
+                    else rng.randrange(1 << 160))
+            ctx.set(crc.valid, ctrl is not None)
+            ctx.set(crc.first, bool(ctrl and ctrl[1]))
+            ctx.set(crc.last, bool(ctrl and ctrl[2]))
+            if ctrl is not None and ctrl[2]:
+                got.append(ctx.get(crc.crc))
+            prev = now
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [crc30(blk[:-4]) for blk in blocks]

@@ -22,7 +22,8 @@ from ..proto.formats import (BCRC_BYTES, CONTROL_BODIES, CREDIT_FIELD_BITS, FLIT
 from ..proto.layouts import LAYOUTS
 
 __all__ = ["FLIT_BITS", "LinkParams", "shl_bytes", "shr_bytes", "keep_top_bytes",
-           "top_bytes", "plan_python", "PlanLayout", "plan_hdl", "control_block_bits",
+           "top_bytes", "plan_python", "PlanLayout", "plan_pipeline", "PLAN_LATENCY",
+           "control_block_bits",
            "control_block_flits", "body_view", "MAX_CTRL_FLITS", "SEQ_BITS"]
 
 FLIT_BITS = 8 * FLIT_BYTES
@@ -164,40 +165,125 @@ def PlanLayout(max_payload, max_packet_flits):
     })
 
 
-def plan_hdl(m, n, max_block_flits, max_payload, max_blocks, layout, name="plan"):
-    """Combinational plan for a payload of ``n`` bytes (a Value); returns a View of layout.
+def _onehot_of_thermometer(more):
+    """One-hot index of a thermometer code ``more`` (``more[k]`` implies ``more[k-1]``):
+    bit k is set when exactly k bits of ``more`` are set (len(more) + 1 bits)."""
+    k = len(more)
+    if k == 0:
+        return [Const(1, 1)]
+    return ([~more[0]] + [more[i - 1] & ~more[i] for i in range(1, k)] + [more[k - 1]])
 
-    Blocks are counted with one comparator per possible block boundary, and the flits of the
-    last block with one comparator per possible flit count: the divisors are constants.
+
+def _onehot_select(onehot, values, width):
+    """The constant ``values[k]`` of the set bit of ``onehot`` (an AND-OR, 2 LUT levels)."""
+    mask = (1 << width) - 1
+    terms = [Mux(bit, Const(v & mask, width), 0) for bit, v in zip(onehot, values) if v & mask]
+    if not terms:
+        return Const(0, width)
+    out = terms[0]
+    for t in terms[1:]:
+        out = out | t
+    return out
+
+
+#: Clock cycles from ``plan_pipeline``'s input to its output.
+PLAN_LATENCY = 3
+
+
+def plan_pipeline(m, n, valid, max_block_flits, max_payload, max_blocks, layout, extra=None,
+                  name="plan"):
+    """The codec's plan for a payload of ``n`` bytes, pipelined: ``PLAN_LATENCY`` cycles.
+
+    Returns ``(plan, plan_valid, extra_out)``: ``plan`` (a View of ``layout``) is valid in the
+    cycle ``plan_valid`` is high, ``PLAN_LATENCY`` cycles after ``valid`` was high with ``n``;
+    ``extra`` (a Value, optional) travels alongside and comes out as ``extra_out``. One new
+    payload per cycle. The divisors are constants, so there is no divider: the block count
+    and the last block's flit count are thermometer codes of comparators, turned one-hot,
+    and every product of a count with a constant is a one-hot selection of constants.
+
+    Why three stages (each a register of the listed values; the design targets 125 MHz,
+    i.e. about 8 logic levels plus routing per stage on an ECP5):
+
+    1. block comparators -> one-hot block count: ``blocks_m1``, ``blocks_m1 * B`` and
+       ``hdr + BCRC - payload before the last block`` (so stage 2 is one adder);
+    2. ``used`` = bytes of the last block (header, payload, BCRC) -- one adder;
+    3. flit comparators on ``used`` -> one-hot flit count: ``last_flits - 1`` and
+       ``20 * last_flits``;
+    then, combinationally at the output, ``pad = 20 * last_flits - used`` and
+    ``total_flits = blocks_m1 * B + last_flits`` (two short adders, side by side).
     """
-    plan = Signal(layout, name=name)
-    cap_first = block_capacity(True, max_block_flits)
-    cap_later = block_capacity(False, max_block_flits)
+    B = max_block_flits
+    cap_first = block_capacity(True, B)
+    cap_later = block_capacity(False, B)
     # Payload bytes before block k (k >= 1): cap_first + (k-1)*cap_later.
     starts = [cap_first + (k - 1) * cap_later for k in range(1, max_blocks)]
-    more = [n > s for s in starts]
-    blocks_m1 = Signal(range(max_blocks), name=f"{name}_blocks_m1")
-    m.d.comb += blocks_m1.eq(sum(more) if more else 0)
-    before_last = Signal(range(max_payload + 1), name=f"{name}_before_last")
-    with m.Switch(blocks_m1):
-        for k in range(max_blocks):
-            with m.Case(k):
-                m.d.comb += before_last.eq(0 if k == 0 else starts[k - 1])
-    hdr = Mux(blocks_m1 == 0, LPH_BYTES, LBH_BYTES)
-    used = Signal(range(max_block_flits * FLIT_BYTES + FLIT_BYTES + 1), name=f"{name}_used")
-    m.d.comb += used.eq(hdr + n - before_last + BCRC_BYTES)
-    # last_flits = ceil(used / FLIT_BYTES)
-    last_flits = Signal(range(max_block_flits + 2), name=f"{name}_last_flits")
-    m.d.comb += last_flits.eq(sum(used > FLIT_BYTES * f for f in range(max_block_flits)))
-    m.d.comb += [
-        plan.nbytes.eq(n),
-        plan.blocks_m1.eq(blocks_m1),
-        plan.last_flits_m1.eq(last_flits - 1),
-        plan.pad.eq(last_flits * FLIT_BYTES - used),
-        plan.total_flits.eq(blocks_m1 * max_block_flits + last_flits),
-        plan.drop.eq((n == 0) | (n > max_payload)),
+    used_w = (B * FLIT_BYTES + FLIT_BYTES).bit_length()
+    n_w = len(n)
+    x_w = len(extra) if extra is not None else 1
+    extra = extra if extra is not None else Const(0, 1)
+
+    def r(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    # Stage 1: which block holds the end of the payload.
+    s1_valid, s1_n, s1_x = r(1, "s1_valid"), r(n_w, "s1_n"), r(x_w, "s1_x")
+    s1_blocks_m1 = r(range(max_blocks), "s1_blocks_m1")
+    s1_base = r(range(max_blocks * B + 1), "s1_base")        # blocks_m1 * B
+    s1_off = r(n_w + 1, "s1_off")                            # hdr + BCRC - before_last (mod)
+    s1_drop = r(1, "s1_drop")
+    block_oh = _onehot_of_thermometer([n > s for s in starts])
+    off_w = n_w + 1
+    offs = [(LPH_BYTES if k == 0 else LBH_BYTES) + BCRC_BYTES - (0 if k == 0 else starts[k - 1])
+            for k in range(max_blocks)]
+    m.d.sync += [
+        s1_valid.eq(valid), s1_n.eq(n), s1_x.eq(extra),
+        s1_blocks_m1.eq(_onehot_select(block_oh, range(max_blocks), len(s1_blocks_m1))),
+        s1_base.eq(_onehot_select(block_oh, [k * B for k in range(max_blocks)], len(s1_base))),
+        s1_off.eq(_onehot_select(block_oh, offs, off_w)),
+        s1_drop.eq((n == 0) | (n > max_payload)),
     ]
-    return plan
+
+    # Stage 2: bytes in the last block, header and BCRC included.
+    s2_valid, s2_n, s2_x = r(1, "s2_valid"), r(n_w, "s2_n"), r(x_w, "s2_x")
+    s2_blocks_m1, s2_base, s2_drop = (r(len(s1_blocks_m1), "s2_blocks_m1"),
+                                      r(len(s1_base), "s2_base"), r(1, "s2_drop"))
+    s2_used = r(used_w, "s2_used")
+    m.d.sync += [
+        s2_valid.eq(s1_valid), s2_n.eq(s1_n), s2_x.eq(s1_x), s2_blocks_m1.eq(s1_blocks_m1),
+        s2_base.eq(s1_base), s2_drop.eq(s1_drop),
+        s2_used.eq((s1_n + s1_off)[:used_w]),
+    ]
+
+    # Stage 3: flits of the last block, ceil(used / FLIT_BYTES), one-hot.
+    s3_valid, s3_n, s3_x = r(1, "s3_valid"), r(n_w, "s3_n"), r(x_w, "s3_x")
+    s3_blocks_m1, s3_base, s3_drop, s3_used = (r(len(s1_blocks_m1), "s3_blocks_m1"),
+                                               r(len(s1_base), "s3_base"), r(1, "s3_drop"),
+                                               r(used_w, "s3_used"))
+    s3_lf = r(range(B + 1), "s3_last_flits")
+    s3_lf_m1 = r(LPH.field("plen_flits").width, "s3_last_flits_m1")
+    s3_lf_bytes = r(range(B * FLIT_BYTES + 1), "s3_last_flit_bytes")
+    # Thermometer used > 20*f for f = 1..B-1 (used >= 1 whenever the plan matters):
+    # bit j of the one-hot is last_flits = j + 1.
+    flit_oh = _onehot_of_thermometer([s2_used > FLIT_BYTES * f for f in range(1, B)])
+    m.d.sync += [
+        s3_valid.eq(s2_valid), s3_n.eq(s2_n), s3_x.eq(s2_x), s3_blocks_m1.eq(s2_blocks_m1),
+        s3_base.eq(s2_base), s3_drop.eq(s2_drop), s3_used.eq(s2_used),
+        s3_lf.eq(_onehot_select(flit_oh, range(1, B + 1), len(s3_lf))),
+        s3_lf_m1.eq(_onehot_select(flit_oh, range(B), len(s3_lf_m1))),
+        s3_lf_bytes.eq(_onehot_select(flit_oh, [FLIT_BYTES * f for f in range(1, B + 1)],
+                                      len(s3_lf_bytes))),
+    ]
+
+    plan = Signal(layout, name=name)
+    m.d.comb += [
+        plan.nbytes.eq(s3_n),
+        plan.blocks_m1.eq(s3_blocks_m1),
+        plan.last_flits_m1.eq(s3_lf_m1),
+        plan.pad.eq(s3_lf_bytes - s3_used),
+        plan.total_flits.eq(s3_base + s3_lf),
+        plan.drop.eq(s3_drop),
+    ]
+    return plan, s3_valid, s3_x
 
 
 # --- control blocks --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Transmit side framing: per-VL transmit queues and the block framer.
 
 :class:`TxQueue` (one per VL) stores a packet's payload words and, once its last word is in,
-the packet's *plan* (how it cuts into blocks, see :func:`.common.plan_hdl`): the LPH needs
+the packet's *plan* (how it cuts into blocks, see :func:`.common.plan_pipeline`): the LPH needs
 PLENGTH before the first byte goes out, so a queue is store-and-forward.
 
 :class:`Framer` turns the head packet of a chosen VL into flits, one per ``advance``: LPH or
@@ -11,15 +11,16 @@ packet is complete in its queue), so the scheduler can hold it at any block boun
 send control blocks or a replay, and resume.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..proto.formats import BCRC_BYTES, FLIT_BYTES, LBH, LBH_BYTES, LPH, LPH_BYTES
+from ..proto.formats import BCRC_BYTES, FLIT_BYTES, LBH_BYTES, LPH_BYTES
 from ..proto.layouts import LAYOUTS
 from ..stream import packet_stream
-from .common import (FLIT_BITS, PlanLayout, keep_top_bytes, plan_hdl, shl_bytes, shr_bytes)
+from .common import (FLIT_BITS, PlanLayout, keep_top_bytes, plan_pipeline, shl_bytes,
+                     shr_bytes)
 
 __all__ = ["TxQueue", "Framer", "FramedFlit"]
 
@@ -76,26 +77,47 @@ class TxQueue(wiring.Component):
         store = Signal()
         m.d.comb += store.eq(base_words < self.max_words)
 
+        # Plan slots not yet promised to a packet: the plan pipeline holds up to
+        # PLAN_LATENCY plans that the FIFO has not seen, so `pfifo.w_rdy` would answer too
+        # late; a packet's last word is taken only when its plan has a slot reserved.
+        # (A count register instead of the FIFO level keeps `ready` one compare deep.)
+        plan_room = Signal(range(p.tx_queue_packets + 1), init=p.tx_queue_packets)
         fire = Signal()
         m.d.comb += [
-            self.i.ready.eq(dfifo.w_rdy & pfifo.w_rdy),
+            self.i.ready.eq(dfifo.w_rdy & (plan_room != 0)),
             fire.eq(self.i.valid & self.i.ready),
             dfifo.w_data.eq(keep_top_bytes(word.data, word.nbytes)),
             dfifo.w_en.eq(fire & store),
         ]
-        plan = plan_hdl(m, total, p.max_block_flits, p.max_payload,
-                        -(-p.max_packet_flits // p.max_block_flits),
-                        self.plan_layout, name="in_plan")
-        entry = Signal(self.full_layout)
-        m.d.comb += [
-            entry.plan.eq(plan),
-            entry.words.eq(base_words + store),
-            pfifo.w_data.eq(entry.as_value()),
-            pfifo.w_en.eq(fire & word.last),
-        ]
         with m.If(fire):
             m.d.sync += [nbytes.eq(total), nwords.eq(base_words + store),
                          in_packet.eq(~word.last)]
+
+        # The plan is needed only once the packet is stored (the framer starts a packet from
+        # a visible plan), so it is computed from registers, in a pipeline, off the
+        # input path: last word -> (byte and word count registers) -> PLAN_LATENCY
+        # stages -> plan FIFO. Costs PLAN_LATENCY + 1 cycles of latency per packet, no
+        # throughput (one plan per cycle).
+        last_valid = Signal()
+        last_total = Signal.like(nbytes)
+        last_words = Signal(range(self.max_words + 1))
+        m.d.sync += last_valid.eq(fire & word.last)
+        with m.If(fire & word.last):
+            m.d.sync += [last_total.eq(total), last_words.eq(base_words + store)]
+        plan, plan_valid, plan_words = plan_pipeline(
+            m, last_total, last_valid, p.max_block_flits, p.max_payload,
+            -(-p.max_packet_flits // p.max_block_flits), self.plan_layout,
+            extra=last_words, name="in_plan")
+        entry = Signal(self.full_layout)
+        m.d.comb += [
+            entry.plan.eq(plan),
+            entry.words.eq(plan_words),
+            pfifo.w_data.eq(entry.as_value()),
+            pfifo.w_en.eq(plan_valid),
+        ]
+        m.d.sync += Assert(~plan_valid | pfifo.w_rdy, "tx_queue_plan_room")
+        pop = self.plans.valid & self.plans.ready
+        m.d.sync += plan_room.eq(plan_room - (fire & word.last) + pop)
 
         m.d.comb += [
             self.words.payload.eq(dfifo.r_data),
@@ -163,25 +185,58 @@ class Framer(wiring.Component):
         starting = Signal()
         m.d.comb += starting.eq(~busy & self.advance)
         head = plans[self.start_vl].payload
-        cur_plan = Signal(self.plan_layout)
-        cur_vl = Signal(range(v))
-        m.d.comb += [
-            cur_plan.eq(Mux(busy, plan, head.plan)),
-            cur_vl.eq(Mux(busy, vl, self.start_vl)),
-        ]
-        blk_c = Mux(busy, blk, 0)
-        fidx_c = Mux(busy, fidx, 0)
-        remaining_c = Signal.like(remaining)
-        words_left_c = Signal.like(words_left)
-        have_c = Signal.like(have)
-        acc_c = Signal.like(acc)
-        m.d.comb += [
-            remaining_c.eq(Mux(busy, remaining, head.plan.nbytes)),
-            words_left_c.eq(Mux(busy, words_left, head.words)),
-            have_c.eq(Mux(busy, have, 0)),
-            acc_c.eq(Mux(busy, acc, 0)),
-        ]
+        head_word = words[self.start_vl].payload
 
+        # Two flit computations, selected by `busy`: a packet's first flit from the head of
+        # the queue `start_vl` names, and every later flit from the framer's registers. The
+        # first one needs no variable shift (the payload starts at byte 0 of its first
+        # word, the LPH takes 4 bytes, and the queue zero-pads each packet's last word, so
+        # bytes past the payload are already zero): the path start_vl -> flit stays short.
+        # The busy path (the gearbox) never sees start_vl.
+
+        # --- first flit (not busy) ------------------------------------------------------
+        # The first flit ends its block if the packet is one flit, or blocks are one flit.
+        s_block_last = Signal()
+        s_pkt_last = Signal()
+        m.d.comb += [
+            s_pkt_last.eq((head.plan.blocks_m1 == 0) & (head.plan.last_flits_m1 == 0)),
+            s_block_last.eq(s_pkt_last if B > 1 else 1),
+        ]
+        cap_mid = FLIT_BYTES - LPH_BYTES                    # first flit, more in its block
+        cap_end = FLIT_BYTES - LPH_BYTES - BCRC_BYTES       # first flit ends its block
+        s_cap = Mux(s_block_last, cap_end, cap_mid)
+        s_take = Signal(range(FLIT_BYTES + 1))
+        m.d.comb += s_take.eq(Mux(head.plan.nbytes < s_cap, head.plan.nbytes, s_cap))
+        s_lph = Signal(LAYOUTS["LPH"])
+        m.d.comb += [
+            s_lph.vl.eq(self.start_vl), s_lph.cfg.eq(self.cfg),
+            s_lph.plen_blocks.eq(head.plan.blocks_m1),
+            s_lph.plen_flits.eq(head.plan.last_flits_m1),
+            s_lph.plen_pad.eq(head.plan.pad),
+        ]
+        # Payload bytes past `s_take` are zero except, when the flit ends its block, the
+        # word's bytes that would land in the BCRC: cleared.
+        s_body = Signal(FLIT_BITS)
+        m.d.comb += s_body.eq(head_word >> (8 * LPH_BYTES))
+        s_data = Signal(FLIT_BITS)
+        m.d.comb += s_data.eq(Cat(Mux(s_block_last, 0, s_body[:8 * BCRC_BYTES]),
+                                  s_body[8 * BCRC_BYTES:FLIT_BITS - 8 * LPH_BYTES],
+                                  s_lph.as_value()))
+        # State after the first flit: what is left of the word sits at the top of the
+        # accumulator (shifted by the flit's capacity, a constant per case: when the
+        # payload is shorter the rest of the word is zero anyway).
+        s_acc = Signal(2 * FLIT_BITS)
+        m.d.comb += s_acc.eq(Cat(Const(0, FLIT_BITS),
+                                 Mux(s_block_last, head_word << (8 * cap_end),
+                                     head_word << (8 * cap_mid))[:FLIT_BITS]))
+        s_have = Signal.like(have)
+        one_word = head.words == 1
+        small = head.plan.nbytes[:(2 * FLIT_BYTES).bit_length()]   # meaningful when one word
+        m.d.comb += s_have.eq(Mux(one_word, Mux(small > s_cap, small - s_cap, 0),
+                                  FLIT_BYTES - s_cap))
+
+        # --- later flits (busy) -------------------------------------------------------------
+        # When busy, flit 0 of a block is never the packet's first (that one is not busy).
         last_block = Signal()
         blen_m1 = Signal(range(B))
         hdr = Signal(range(LPH_BYTES + 1))
@@ -189,46 +244,40 @@ class Framer(wiring.Component):
         take = Signal(range(FLIT_BYTES + 1))
         cap = Signal(range(FLIT_BYTES + 1))
         m.d.comb += [
-            last_block.eq(blk_c == cur_plan.blocks_m1),
-            blen_m1.eq(Mux(last_block, cur_plan.last_flits_m1, B - 1)),
-            hdr.eq(Mux(fidx_c == 0, Mux(blk_c == 0, LPH_BYTES, LBH_BYTES), 0)),
-            block_last.eq(fidx_c == blen_m1),
+            last_block.eq(blk == plan.blocks_m1),
+            blen_m1.eq(Mux(last_block, plan.last_flits_m1, B - 1)),
+            hdr.eq(Mux(fidx == 0, LBH_BYTES, 0)),
+            block_last.eq(fidx == blen_m1),
             cap.eq(FLIT_BYTES - hdr - Mux(block_last, BCRC_BYTES, 0)),
-            take.eq(Mux(remaining_c < cap, remaining_c, cap)),
+            take.eq(Mux(remaining < cap, remaining, cap)),
         ]
 
         # Gearbox: the next word joins the accumulator at byte `have` (have <= 20, so it fits
         # in the 40-byte window); the flit takes the first `take` bytes of the window.
-        word = words[cur_vl]
+        word = words[vl]
         pull = Signal()
-        m.d.comb += pull.eq((words_left_c != 0) & (have_c <= FLIT_BYTES))
+        m.d.comb += pull.eq((words_left != 0) & (have <= FLIT_BYTES))
         placed = Signal(2 * FLIT_BITS)
-        m.d.comb += placed.eq(shr_bytes(Cat(Const(0, FLIT_BITS), word.payload), have_c))
+        m.d.comb += placed.eq(shr_bytes(Cat(Const(0, FLIT_BITS), word.payload), have))
         window = Signal(2 * FLIT_BITS)
-        m.d.comb += window.eq(acc_c | Mux(pull, placed, 0))
+        m.d.comb += window.eq(acc | Mux(pull, placed, 0))
         payload = keep_top_bytes(window[FLIT_BITS:], take)
         pulled = Signal(range(FLIT_BYTES + 1))
-        m.d.comb += pulled.eq(Mux(pull, Mux(words_left_c == 1, remaining_c - have_c, FLIT_BYTES),
-                                  0))
+        m.d.comb += pulled.eq(Mux(pull, Mux(words_left == 1, remaining - have, FLIT_BYTES), 0))
 
-        lph = Signal(LAYOUTS["LPH"])
         lbh = Signal(LAYOUTS["LBH"])
+        m.d.comb += [lbh.vl.eq(vl), lbh.cfg.eq(self.cfg)]
+        header = Mux(hdr == LBH_BYTES, Cat(Const(0, FLIT_BITS - 8 * LBH_BYTES), lbh.as_value()),
+                     0)
+        b_data = Signal(FLIT_BITS)
+        m.d.comb += b_data.eq(header | shr_bytes(payload, hdr))
+
         m.d.comb += [
-            lph.vl.eq(cur_vl), lph.cfg.eq(self.cfg),
-            lph.plen_blocks.eq(cur_plan.blocks_m1),
-            lph.plen_flits.eq(cur_plan.last_flits_m1),
-            lph.plen_pad.eq(cur_plan.pad),
-            lbh.vl.eq(cur_vl), lbh.cfg.eq(self.cfg),
-        ]
-        header = Mux(hdr == LPH_BYTES, Cat(Const(0, FLIT_BITS - 8 * LPH_BYTES), lph.as_value()),
-                     Mux(hdr == LBH_BYTES,
-                         Cat(Const(0, FLIT_BITS - 8 * LBH_BYTES), lbh.as_value()), 0))
-        m.d.comb += [
-            self.flit.data.eq(header | shr_bytes(payload, hdr)),
-            self.flit.block_first.eq(fidx_c == 0),
-            self.flit.block_last.eq(block_last),
-            self.flit.pkt_first.eq((blk_c == 0) & (fidx_c == 0)),
-            self.flit.pkt_last.eq(last_block & block_last),
+            self.flit.data.eq(Mux(busy, b_data, s_data)),
+            self.flit.block_first.eq(~busy | (fidx == 0)),
+            self.flit.block_last.eq(Mux(busy, block_last, s_block_last)),
+            self.flit.pkt_first.eq(~busy),
+            self.flit.pkt_last.eq(Mux(busy, last_block & block_last, s_pkt_last)),
         ]
 
         # Discarding: pop the words of a dropped (or aborted) packet, one per cycle.
@@ -239,7 +288,7 @@ class Framer(wiring.Component):
         for q in range(v):
             m.d.comb += [
                 self.words[q].ready.eq(
-                    (self.advance & pull & (cur_vl == q)) |
+                    (self.advance & Mux(busy, pull & (vl == q), self.start_vl == q)) |
                     (self.discarding & (discard_vl == q) & self.words[q].valid)),
                 self.plans[q].ready.eq(
                     ((starting | (self.discard & ~busy & ~self.discarding)) &
@@ -249,20 +298,29 @@ class Framer(wiring.Component):
         with m.If(self.discarding & words[discard_vl].valid):
             m.d.sync += discard_left.eq(discard_left - 1)
 
-        with m.If(self.advance):
+        with m.If(self.advance & busy):
             m.d.sync += [
                 acc.eq(shl_bytes(window, take)),
-                have.eq(have_c + pulled - take),
-                remaining.eq(remaining_c - take),
-                words_left.eq(words_left_c - pull),
+                have.eq(have + pulled - take),
+                remaining.eq(remaining - take),
+                words_left.eq(words_left - pull),
                 busy.eq(~(last_block & block_last)),
             ]
             with m.If(block_last):
-                m.d.sync += [fidx.eq(0), blk.eq(blk_c + 1)]
+                m.d.sync += [fidx.eq(0), blk.eq(blk + 1)]
             with m.Else():
-                m.d.sync += [fidx.eq(fidx_c + 1), blk.eq(blk_c)]
-            with m.If(starting):
-                m.d.sync += [plan.eq(head.plan), vl.eq(self.start_vl)]
+                m.d.sync += fidx.eq(fidx + 1)
+        with m.If(starting):
+            m.d.sync += [
+                acc.eq(s_acc),
+                have.eq(s_have),
+                remaining.eq(head.plan.nbytes - s_take),
+                words_left.eq(head.words - 1),
+                busy.eq(~s_pkt_last),
+                fidx.eq(Mux(s_block_last, 0, 1)),
+                blk.eq(Mux(s_block_last, 1, 0)),
+                plan.eq(head.plan), vl.eq(self.start_vl),
+            ]
         with m.Elif(self.discard & ~busy & ~self.discarding):
             m.d.sync += [discard_vl.eq(self.start_vl), discard_left.eq(head.words)]
 

@@ -129,13 +129,34 @@ class LinkRx(wiring.Component):
             reset_regs.append((s, init))
             return s
 
+        # Events for the transmitter (credits, ACKs, Retry_Req) are registered before they
+        # leave: they start deep in the parser's block-end verdict, and the transmitter's
+        # credit and ACK arithmetic follows; a cycle later is harmless (credits and ACKs
+        # only ever arrive late, and a Retry_Ack answers one cycle later).
+        freed_c = Signal(V, name="freed_c")
+        piggy_crd_c = Signal(name="piggy_crd_c")
+        piggy_crd_vl_c = Signal(4, name="piggy_crd_vl_c")
+        piggy_ack_c = Signal(name="piggy_ack_c")
+        crd_ack_c = Signal(name="crd_ack_c")
+        crd_ack_num_c = Signal(SEQ_BITS, name="crd_ack_num_c")
+        crd_ack_cells_c = Signal(CREDIT_FIELD_BITS * 16, name="crd_ack_cells_c")
+        peer_retry_req_c = Signal(name="peer_retry_req_c")
+        peer_rcv_ptr_c = Signal(SEQ_BITS, name="peer_rcv_ptr_c")
+        events = [(self.rx_freed, freed_c), (self.piggy_crd, piggy_crd_c),
+                  (self.piggy_crd_vl, piggy_crd_vl_c), (self.piggy_ack, piggy_ack_c),
+                  (self.crd_ack, crd_ack_c), (self.crd_ack_num, crd_ack_num_c),
+                  (self.crd_ack_cells, crd_ack_cells_c),
+                  (self.peer_retry_req, peer_retry_req_c), (self.peer_rcv_ptr, peer_rcv_ptr_c)]
+        for out, val in events:
+            m.d.sync += out.eq(Mux(self.link_reset, 0, val))
+
         # --- receive buffers ----------------------------------------------------------------
         bufs = []
         for v in range(V):
             b = RxBuffer(p.rx_buffer_flits)
             m.submodules[f"buffer{v}"] = b
             wiring.connect(m, b.o, wiring.flipped(self.rx[v]))
-            m.d.comb += [b.cell_shift.eq(self.neg_cell_shift), self.rx_freed[v].eq(b.freed),
+            m.d.comb += [b.cell_shift.eq(self.neg_cell_shift), freed_c[v].eq(b.freed),
                          self.buffer_used[v].eq(b.used)]
             bufs.append(b)
         m.d.comb += self.buffers_empty.eq(Cat(b.empty for b in bufs).all())
@@ -171,6 +192,7 @@ class LinkRx(wiring.Component):
         b_ack = reg(1, "b_ack")
         b_overflow = reg(1, "b_overflow")
         b_lph = reg(LAYOUTS["LPH"], "b_lph")     # LPH of a first block (packet info)
+        b_last_pay_lbh = reg(range(block_capacity(False, B) + 1), "b_last_pay_lbh")
         in_pkt = reg(1, "in_pkt")
         pkt_vl = reg(4, "pkt_vl")
         pkt_cfg = reg(4, "pkt_cfg")
@@ -190,42 +212,56 @@ class LinkRx(wiring.Component):
                      self.in_sync.eq(sync), self.seen_sequenced.eq(seen_seq)]
 
         # --- header decode (meaningful at a block start) ---------------------------------------
+        # Every check that depends only on the flit itself (LCH pattern/type/length, PLENGTH
+        # consistency, reserved CFG, VL outside the negotiated set) is computed from the
+        # wire, a cycle ahead, and registered alongside `f`: the parser's cycle then starts
+        # from one-bit verdicts instead of comparator and multiplier trees.
         lph = header_view(f, LPH)
         lch = header_view(f, LCH)
-        is_ctrl = Signal()
-        m.d.comb += is_ctrl.eq(lph.cfg == 0)
+        w = self.phy.data
+        w_lph = header_view(w, LPH)
+        w_lch = header_view(w, LCH)
+
+        def early(shape, name, value):
+            r = Signal(shape, name=name)
+            m.d.sync += r.eq(value)
+            return r
+
         code = Signal(8)
         m.d.comb += code.eq(Cat(lch.sub_ctrl, lch.ctrl))
-        known = Signal()
-        type_len_m1 = Signal(5)
-        with m.Switch(code):
+        w_code = Cat(w_lch.sub_ctrl, w_lch.ctrl)
+        w_known = Signal()
+        w_type_len_m1 = Signal(5)
+        with m.Switch(w_code):
             for name, ct in CONTROL_BODIES.items():
                 with m.Case(_CTRL_CODE[name]):
-                    m.d.comb += [known.eq(1), type_len_m1.eq(ct.flits - 1)]
-        lch_bad = Signal()
-        m.d.comb += lch_bad.eq((lch.pattern != LCH.field("pattern").fixed) | ~known |
-                               (lch.clength != type_len_m1))
-        one_flit_ctrl = Signal()      # a candidate while hunting
-        m.d.comb += one_flit_ctrl.eq(is_ctrl & ~lch_bad & (lch.clength == 0))
+                    m.d.comb += [w_known.eq(1), w_type_len_m1.eq(ct.flits - 1)]
+        w_lch_bad = Signal()
+        m.d.comb += w_lch_bad.eq((w_lch.pattern != LCH.field("pattern").fixed) | ~w_known |
+                                 (w_lch.clength != w_type_len_m1))
+        is_ctrl = early(1, "hdr_is_ctrl", w_lph.cfg == 0)
+        lch_bad = early(1, "hdr_lch_bad", w_lch_bad)
+        one_flit_ctrl = early(1, "hdr_one_flit_ctrl",      # a candidate while hunting
+                              (w_lph.cfg == 0) & ~w_lch_bad & (w_lch.clength == 0))
 
         # LPH checks (codec's bad_length): pad, last block size, total, payload >= 1 byte.
-        last_hdr = Mux(lph.plen_blocks == 0, LPH_BYTES, LBH_BYTES)
-        last_pay = Signal(range(B * FLIT_BYTES + 1))
-        lph_flits = Signal(range(16 * B + 1))
-        m.d.comb += [
-            last_pay.eq((lph.plen_flits + 1) * FLIT_BYTES - last_hdr - BCRC_BYTES -
-                        lph.plen_pad),
-            lph_flits.eq(lph.plen_blocks * B + lph.plen_flits + 1),
-        ]
-        len_bad = Signal()
-        m.d.comb += len_bad.eq(
-            (lph.plen_pad > MAX_PAD) | (lph.plen_flits >= B) |
-            (lph_flits > p.max_packet_flits) |
-            ((lph.plen_flits + 1) * FLIT_BYTES < last_hdr + BCRC_BYTES + lph.plen_pad + 1))
-        cfg_reserved = Signal()
-        m.d.comb += cfg_reserved.eq(~Cat(lph.cfg == c for c in sorted(DATA_CFGS)).any())
-        vl_bad = Signal()
-        m.d.comb += vl_bad.eq((lph.vl >= V) | ~self.neg_vl_mask.bit_select(lph.vl, 1))
+        w_last_hdr = Mux(w_lph.plen_blocks == 0, LPH_BYTES, LBH_BYTES)
+        w_last_flit_bytes = (w_lph.plen_flits + 1) * FLIT_BYTES
+        w_lph_flits = Signal(range(16 * B + 1))
+        m.d.comb += w_lph_flits.eq(w_lph.plen_blocks * B + w_lph.plen_flits + 1)
+        last_pay = early(range(B * FLIT_BYTES + 1), "hdr_last_pay",
+                         w_last_flit_bytes - w_last_hdr - BCRC_BYTES - w_lph.plen_pad)
+        # The same for the last block of a multi-block packet (its header is an LBH).
+        last_pay_lbh = early(range(B * FLIT_BYTES + 1), "hdr_last_pay_lbh",
+                             w_last_flit_bytes - LBH_BYTES - BCRC_BYTES - w_lph.plen_pad)
+        len_bad = early(1, "hdr_len_bad",
+                        (w_lph.plen_pad > MAX_PAD) | (w_lph.plen_flits >= B) |
+                        (w_lph_flits > p.max_packet_flits) |
+                        (w_last_flit_bytes < w_last_hdr + BCRC_BYTES + w_lph.plen_pad + 1))
+        cfg_reserved = early(1, "hdr_cfg_reserved",
+                             ~Cat(w_lph.cfg == c for c in sorted(DATA_CFGS)).any())
+        vl_bad = early(1, "hdr_vl_bad",
+                       (w_lph.vl >= V) | ~self.neg_vl_mask.bit_select(w_lph.vl, 1))
         lbh_bad = Signal()
         m.d.comb += lbh_bad.eq((lph.vl != pkt_vl) | (lph.cfg != pkt_cfg))
 
@@ -289,8 +325,10 @@ class LinkRx(wiring.Component):
         m.d.comb += block_end.eq(c_idx == c_len_m1)
 
         # --- CRC -----------------------------------------------------------------------------
-        m.submodules.crc = crc = FlitCrc30()
-        m.d.comb += [crc.data.eq(f), crc.valid.eq(candidate), crc.first.eq(start),
+        # The CRC's data half is computed from the wire, a cycle ahead (`f` registers the
+        # wire every cycle): only the running-state half is in the parser's cycle.
+        m.submodules.crc = crc = FlitCrc30(data_ahead=True)
+        m.d.comb += [crc.data.eq(self.phy.data), crc.valid.eq(candidate), crc.first.eq(start),
                      crc.last.eq(block_end)]
         crc_match = Signal()
         m.d.comb += crc_match.eq(crc.crc == f[:CRC30_WIDTH])
@@ -383,7 +421,7 @@ class LinkRx(wiring.Component):
                              b_overflow.eq(blk_overflow)]
             with m.If(start):
                 m.d.sync += [b_crd.eq(lph.crd), b_crd_vl.eq(lph.crd_vl), b_ack.eq(lph.ack),
-                             b_lph.eq(lph)]
+                             b_lph.eq(lph), b_last_pay_lbh.eq(last_pay_lbh)]
         # Piggybacked fields of this block (from its first flit).
         crd_f = Mux(start, lph.crd, b_crd)
         crd_vl_f = Mux(start, lph.crd_vl, b_crd_vl)
@@ -396,17 +434,15 @@ class LinkRx(wiring.Component):
             m.d.sync += [rcv_seq.eq(rcv_seq + 1), rx_block_seq.eq(rx_block_seq + 1),
                          seen_seq.eq(1)]
             with m.If(c_data):
-                m.d.comb += [self.piggy_crd.eq(crd_f), self.piggy_crd_vl.eq(crd_vl_f),
-                             self.piggy_ack.eq(ack_f)]
+                m.d.comb += [piggy_crd_c.eq(crd_f), piggy_crd_vl_c.eq(crd_vl_f),
+                             piggy_ack_c.eq(ack_f)]
                 with m.If(c_last_block):
                     m.d.sync += in_pkt.eq(0)
                 with m.Elif(c_first):
                     m.d.sync += [in_pkt.eq(1), pkt_vl.eq(first_lph.vl), pkt_cfg.eq(first_lph.cfg),
                                  pkt_next_blk.eq(1), pkt_blocks_m1.eq(first_lph.plen_blocks),
                                  pkt_last_flits_m1.eq(first_lph.plen_flits),
-                                 pkt_last_pay.eq(
-                                     (first_lph.plen_flits + 1) * FLIT_BYTES - LBH_BYTES -
-                                     BCRC_BYTES - first_lph.plen_pad)]
+                                 pkt_last_pay.eq(Mux(start, last_pay_lbh, b_last_pay_lbh))]
                 with m.Else():
                     m.d.sync += pkt_next_blk.eq(pkt_next_blk + 1)
         with m.If(duplicate):
@@ -417,9 +453,9 @@ class LinkRx(wiring.Component):
         crd_body = body_view(crd_block, "CRD_ACK")
         is_crd_ack = accept & ~c_data & (c_code == _CTRL_CODE["CRD_ACK"])
         m.d.comb += [
-            self.crd_ack.eq(is_crd_ack),
-            self.crd_ack_num.eq(crd_body.ack_num),
-            self.crd_ack_cells.eq(Cat(getattr(crd_body, f"crd{v}") for v in range(16))),
+            crd_ack_c.eq(is_crd_ack),
+            crd_ack_num_c.eq(crd_body.ack_num),
+            crd_ack_cells_c.eq(Cat(getattr(crd_body, f"crd{v}") for v in range(16))),
         ]
 
         # Unsequenced control blocks (processed in any retry state).
@@ -432,8 +468,8 @@ class LinkRx(wiring.Component):
         with m.If(good):
             m.d.sync += armed.eq(~(~c_data & is_code["RETRY_REQ"]))
         m.d.comb += [
-            self.peer_retry_req.eq(ctrl_good & is_code["RETRY_REQ"] & armed & self.seq_on),
-            self.peer_rcv_ptr.eq(retry_body.rcv_ptr),
+            peer_retry_req_c.eq(ctrl_good & is_code["RETRY_REQ"] & armed & self.seq_on),
+            peer_rcv_ptr_c.eq(retry_body.rcv_ptr),
         ]
         got_retry_ack = Signal()
         m.d.comb += got_retry_ack.eq(ctrl_good & is_code["RETRY_ACK"] & self.seq_on)

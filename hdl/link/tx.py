@@ -25,7 +25,8 @@ sequence number, implicitly (the count of retried blocks sent since Credit_Init)
 kept in the replay buffer until acknowledged. The low-free-buffer rule: a data block needs
 more than ``retry_reserve`` free slots, a Crd_Ack one.
 
-Pipeline: select (S) -> CRC + replay-buffer write (C) -> output register; 2 cycles.
+Pipeline: framer -> 2-flit queue; select (S) -> replay-buffer write + CRC data half (C) ->
+CRC state half (D) -> output register; 3 cycles from the scheduler to the wire.
 
 Named properties (checked in every simulation; see docs/link.md):
 ``tx_credit_never_negative``, ``tx_credit_never_above_max``, ``replay_no_overwrite``,
@@ -43,9 +44,9 @@ from ..proto.formats import CONTROL_BODIES, CREDIT_FIELD_BITS, CRC30_WIDTH, LBH
 from ..proto.layouts import LAYOUTS, header_view
 from ..stream import packet_stream
 from .common import (CREDIT_MAX, FLIT_BITS, MAX_CTRL_FLITS, SEQ_BITS, control_block_bits)
-from .framer import Framer, TxQueue
+from .framer import FramedFlit, Framer, TxQueue
 
-__all__ = ["LinkTx", "CTRL_KINDS", "TX_COUNTERS", "PRIORITY"]
+__all__ = ["LinkTx", "CTRL_KINDS", "TX_COUNTERS", "PRIORITY", "TX_PIPELINE_STAGES"]
 
 #: Control blocks the transmitter generates, in the order of the ``ctrl_kind`` encoding.
 CTRL_KINDS = ("NULL", "RETRY_IDLE", "RETRY_REQ", "RETRY_ACK", "CRD_ACK", "INIT")
@@ -74,6 +75,9 @@ TX_COUNTERS = {
 }
 
 _NONE, _CTRL, _DATA, _REPLAY = range(4)
+
+#: Register stages from the scheduler's choice to the wire (S -> C -> D -> output).
+TX_PIPELINE_STAGES = 3
 
 
 def _flit_of(vec, flits, idx):
@@ -234,6 +238,13 @@ class LinkTx(wiring.Component):
         m.d.comb += sending.eq(self.link_active & ~self.link_reset)
 
         # --- eligibility of each VL to start a packet --------------------------------------
+        # The facts about each queue's head packet (its cells in the negotiated cell size,
+        # whether it can ever go) are registered: they come from the plan FIFO's output
+        # through a variable shift and comparators, and the start decision must stay short.
+        # A registered fact is one cycle old, so it is ignored for one cycle after that
+        # queue's plan was popped (`fresh`): the head it describes is gone. Nothing else
+        # makes it wrong: a head only changes by a pop, credits are compared now (not
+        # registered), and the negotiated limits change only while data is off.
         cells_of = []
         eligible = Signal(V)
         credit_blocked = Signal(V)
@@ -241,18 +252,26 @@ class LinkTx(wiring.Component):
         for v in range(V):
             head = queues[v].plans.payload.plan
             ready = queues[v].plans.valid & queues[v].words.valid
-            cells = Signal(self.credit_bits, name=f"cells{v}")
             total = head.total_flits
-            m.d.comb += cells.eq((total + (Const(1, 11) << cell_shift) - 1) >> cell_shift)
+            cells = Signal(self.credit_bits, name=f"cells{v}")
+            sendable = Signal(name=f"sendable{v}")
+            drop_head = Signal(name=f"drop_head{v}")
+            fresh = Signal(name=f"fresh{v}")
+            m.d.sync += [
+                cells.eq((total + (Const(1, 11) << cell_shift) - 1) >> cell_shift),
+                sendable.eq(ready & ~head.drop & (total <= self.neg_max_packet_flits) &
+                            self.neg_vl_mask[v]),
+                drop_head.eq(ready & (head.drop | (total > self.neg_max_packet_flits))),
+                fresh.eq(~(queues[v].plans.valid & queues[v].plans.ready)),
+            ]
             cells_of.append(cells)
-            bad = head.drop | (total > self.neg_max_packet_flits) | ~self.neg_vl_mask[v]
             m.d.comb += [
-                eligible[v].eq(ready & ~bad & (avail[v] >= cells)),
-                credit_blocked[v].eq(ready & ~bad & (avail[v] < cells)),
-                dropping[v].eq(ready & head.drop | ready & (total > self.neg_max_packet_flits)),
+                eligible[v].eq(fresh & sendable & (avail[v] >= cells)),
+                credit_blocked[v].eq(fresh & sendable & (avail[v] < cells)),
+                dropping[v].eq(fresh & drop_head),
             ]
             if self.mutant == "credit_check_off_by_one":    # formal mutant (hdl/link/formal.py)
-                m.d.comb += eligible[v].eq(ready & ~bad & (avail[v] + 1 >= cells))
+                m.d.comb += eligible[v].eq(fresh & sendable & (avail[v] + 1 >= cells))
         start_vl = Signal(range(V))
         any_eligible = Signal()
         m.d.comb += any_eligible.eq(eligible.any())
@@ -272,21 +291,76 @@ class LinkTx(wiring.Component):
                     with m.If(~stay):
                         m.d.comb += start_vl.eq(chosen)
 
+        # --- the framer runs ahead into a two-flit queue ----------------------------------
+        # The scheduler takes data flits from registers (the queue's head), not from the
+        # framer's logic: the framer's gearbox and its start decision (eligibility ->
+        # round-robin -> head plan) are off the request -> grant -> flit path. The framer
+        # starts the next packet as soon as the queue has room, taking the packet's credits
+        # then (earlier than the wire, so never too late for the receiver). The queue never
+        # runs dry inside a block: while the framer is inside a packet it adds a flit every
+        # cycle the queue is not full (the registered level decides, 2 entries suffice),
+        # and the scheduler only starts a data block when its first flit is at the head.
+        fq_level = Signal(range(3))
+        fq = [Signal(FramedFlit, name=f"fq{i}") for i in range(2)]
+        fq_head = fq[0]
+        fq_valid = Signal()
+        m.d.comb += fq_valid.eq(fq_level != 0)
+        fq_block_ready = Signal()
+        m.d.comb += fq_block_ready.eq(fq_valid & fq_head.block_first)
+        f_start = Signal()          # the framer starts a packet (of start_vl) this cycle
+        f_push = Signal()
+        fq_pop = Signal()
+        m.d.comb += [
+            f_start.eq(~framer.busy & ~framer.discarding & any_eligible & self.data_on &
+                       sending & (fq_level != 2)),
+            f_push.eq((fq_level != 2) & (framer.busy | f_start) & ~self.link_reset),
+        ]
+        with m.If(fq_pop & f_push):
+            with m.If(fq_level == 1):
+                m.d.sync += fq[0].eq(framer.flit)
+            with m.Else():
+                m.d.sync += [fq[0].eq(fq[1]), fq[1].eq(framer.flit)]
+        with m.Elif(fq_pop):
+            m.d.sync += [fq[0].eq(fq[1]), fq_level.eq(fq_level - 1)]
+        with m.Elif(f_push):
+            m.d.sync += fq_level.eq(fq_level + 1)
+            with m.If(fq_level == 0):
+                m.d.sync += fq[0].eq(framer.flit)
+            with m.Else():
+                m.d.sync += fq[1].eq(framer.flit)
+        with m.If(self.link_reset):
+            m.d.sync += fq_level.eq(0)
+        m.d.sync += Assert(~fq_pop | fq_valid, "tx_flit_queue_never_underruns")
+
+        # Request terms from arithmetic are registered, so a request is a few gates from
+        # registers. Free retry slots: next cycle's value, less this cycle's allocation --
+        # a lower bound of the true count (ACKs only add slots), so the low-free-buffer rule
+        # and replay_no_overwrite still hold. Crd_Ack urgency one cycle old: at worst one
+        # Crd_Ack too many or one cycle late (its contents are read when it is sent).
+        alloc = Signal()                 # a new sequenced block starts
+        free_ge1 = Signal(name="free_ge1")
+        free_gt_reserve = Signal(name="free_gt_reserve")
+        free_after = Signal(range(N + 1))
+        m.d.comb += free_after.eq(free - (alloc & sending))
+        crd_force_r = Signal(name="crd_force_r")
+        crd_idle_r = Signal(name="crd_idle_r")
+        m.d.sync += [free_ge1.eq(free_after >= 1), free_gt_reserve.eq(free_after > p.retry_reserve),
+                     crd_force_r.eq(crd_force), crd_idle_r.eq(crd_idle)]
+
         # --- requests, by priority --------------------------------------------------------
         req = {
             "retry_ack": retry_ack_left != 0,
             "retry_req": req_active | self.want_retry_req,
-            "crd_ack_forced": self.seq_on & ~replaying & crd_force & (free >= 1),
+            "crd_ack_forced": self.seq_on & ~replaying & crd_force_r & free_ge1,
             "init": self.send_init & ~last_init,
             "replay": self.seq_on & replaying,
-            "data": self.data_on & ~replaying & (free > p.retry_reserve) &
-            (framer.busy | any_eligible) & ~framer.discarding,
-            "crd_ack_idle": self.seq_on & ~replaying & crd_idle & (free >= 1),
+            "data": self.data_on & ~replaying & free_gt_reserve & fq_block_ready,
+            "crd_ack_idle": self.seq_on & ~replaying & crd_idle_r & free_ge1,
             "null": Const(1, 1),
         }
         if self.mutant == "crd_ack_ignores_replay_space":   # formal mutant (hdl/link/formal.py)
-            req["crd_ack_forced"] = self.seq_on & ~replaying & crd_force
-            req["crd_ack_idle"] = self.seq_on & ~replaying & crd_idle
+            req["crd_ack_forced"] = self.seq_on & ~replaying & crd_force_r
+            req["crd_ack_idle"] = self.seq_on & ~replaying & crd_idle_r
         if self.mutant == "priority_swap":
             order = ["retry_req", "retry_ack"] + list(PRIORITY[2:])
         else:
@@ -326,7 +400,6 @@ class LinkTx(wiring.Component):
         pend_take = [Signal(self.credit_bits, name=f"pend_take{v}") for v in range(V)]
         ack_adv = Signal(SEQ_BITS)       # acked_upto advance this cycle
         ack_set = Signal()               # acked_upto := rcv_seq (Crd_Ack)
-        alloc = Signal()                 # a new sequenced block starts
         piggy = Signal()                 # this data flit carries piggybacked fields
         piggy_crd = Signal()
         piggy_vl = Signal(4)
@@ -369,14 +442,15 @@ class LinkTx(wiring.Component):
         with m.Elif(~in_block):
             start_ctrl("NULL")
 
-        # Data flits come straight from the framer; its block_last ends the block.
-        data_flit = framer.flit
+        # Data flits come from the flit queue's head; its block_last ends the block.
+        data_flit = fq_head
         data_block_first = Signal()
         m.d.comb += data_block_first.eq(data_flit.block_first)
         is_data = Signal()
         m.d.comb += is_data.eq(src == _DATA)
         m.d.comb += [
-            framer.advance.eq(is_data & sending),
+            fq_pop.eq(is_data & sending),
+            framer.advance.eq(f_push),
             framer.start_vl.eq(start_vl),
             framer.abort.eq(self.link_reset),
         ]
@@ -387,14 +461,14 @@ class LinkTx(wiring.Component):
             with m.If(dropping[v]):
                 m.d.comb += discard_vl.eq(v)
         do_discard = Signal()
-        m.d.comb += do_discard.eq(~framer.busy & ~framer.discarding & ~is_data &
+        m.d.comb += do_discard.eq(~framer.busy & ~framer.discarding & ~f_start &
                                   dropping.any() & self.data_on)
         with m.If(do_discard):
             m.d.comb += [framer.discard.eq(1), framer.start_vl.eq(discard_vl)]
 
-        # Packet start: take the credits.
+        # Packet start (into the framer): take the credits.
         pkt_start = Signal()
-        m.d.comb += pkt_start.eq(is_data & ~framer.busy)
+        m.d.comb += pkt_start.eq(f_start)
         for v in range(V):
             with m.If(pkt_start & (start_vl == v)):
                 m.d.comb += consume[v].eq(cells_of[v])
@@ -470,24 +544,35 @@ class LinkTx(wiring.Component):
             c_addr.eq(addr),
         ]
 
-        # --- stage C: CRC, replay-buffer write, output register ---------------------------
-        m.submodules.crc = crc = FlitCrc30()
+        # --- stage C: replay-buffer write; stage D: CRC, output register ------------------
+        # The CRC's wide data half is computed in C from the flit (registered into D with
+        # it), the running-state half in D (FlitCrc30 data_ahead): C and D each hold about
+        # half the XOR depth. One extra cycle of latency.
+        m.submodules.crc = crc = FlitCrc30(data_ahead=True)
         c_data = Signal(FLIT_BITS)
         m.d.comb += [
             c_data.eq(Mux(c_replay, rrd.data, c_flit)),
-            crc.data.eq(c_data),
-            crc.valid.eq(c_valid),
-            crc.first.eq(c_first),
-            crc.last.eq(c_last),
             rwr.addr.eq(c_addr),
             rwr.data.eq(c_data),
             rwr.en.eq(c_valid & c_store),
         ]
+        d_valid = Signal()
+        d_first = Signal()
+        d_last = Signal()
+        d_data = Signal(FLIT_BITS)
+        m.d.sync += [d_valid.eq(c_valid), d_first.eq(c_first),
+                     d_last.eq(c_last), d_data.eq(c_data)]
+        m.d.comb += [
+            crc.data.eq(c_data),
+            crc.valid.eq(d_valid),
+            crc.first.eq(d_first),
+            crc.last.eq(d_last),
+        ]
         out = Signal(FLIT_BITS)
         out_valid = Signal()
         m.d.sync += [
-            out.eq(Mux(c_last, Cat(crc.crc, c_data[CRC30_WIDTH:]), c_data)),
-            out_valid.eq(c_valid),
+            out.eq(Mux(d_last, Cat(crc.crc, d_data[CRC30_WIDTH:]), d_data)),
+            out_valid.eq(d_valid),
         ]
         m.d.comb += [self.phy.data.eq(out), self.phy.valid.eq(out_valid)]
 
@@ -622,8 +707,8 @@ class LinkTx(wiring.Component):
         count("credit_stall_cycles", sending & credit_blocked.any() & ~any_eligible &
               ~framer.busy & self.data_on)
         count("replay_full_cycles", sending & self.data_on & ~replaying &
-              (free <= p.retry_reserve) & (framer.busy | any_eligible))
-        count("dropped_packets", do_discard | (self.link_reset & framer.busy))
+              ~free_gt_reserve & fq_block_ready)
+        count("dropped_packets", do_discard | (self.link_reset & (framer.busy | fq_valid)))
         count("piggy_credits", sending & piggy & piggy_crd)
         count("piggy_acks", sending & piggy & piggy_ack)
 
