@@ -94,7 +94,9 @@ def test_tx_covers(tmp_path):
 # a broken restore would trip first (conservation implies never-above-initial, which implies
 # never-above-max) are left out where the one under test is weaker, so that it is reported.
 TX_MUTANTS = [
-    ("credit_check_off_by_one", "conservation,above_initial", {"tx_credit_never_negative"}),
+    # A start one cell short also breaks conservation in the same step (the counter wraps):
+    # the harness checks are left out so that the component's own property is the one seen.
+    ("credit_check_off_by_one", "", {"tx_credit_never_negative"}),
     ("crd_ack_off_by_one", "conservation,above_initial", {"tx_credits_conserved"}),
     ("crd_ack_off_by_one", "above_initial", {"tx_credit_never_above_initial"}),
     ("crd_ack_off_by_one", "", {"tx_credit_never_above_max"}),
