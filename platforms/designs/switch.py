@@ -201,6 +201,8 @@ class SwitchDut(wiring.Component):
         m.submodules.switch = sw = self.switch
         m.submodules.regs = regs = self.regs
         m.submodules.dataplane = dp = self.dataplane
+        if self.links:
+            m.submodules.links_csr = self.links_csr
         wiring.connect(m, regs.table, sw.table)
         wiring.connect(m, sw.stats, regs.stats)
 
