@@ -60,6 +60,7 @@ def test_fifo_allocator(mutant, tmp_path):
     ("abort_keeps_used", {"voq_pointers_agree_with_used",
                           "voq_occupancy_matches_enqueue_dequeue"}),
     ("full_late", {"voq_used_within_region"}),
+    ("head_last_stale", {"voq_head_last_matches_ram"}),
 ])
 def test_voq_occupancy(mutant, failing, tmp_path):
     # Bounded: the induction step would need the per-word `last` bits in RAM to agree with
@@ -72,5 +73,5 @@ def test_voq_occupancy(mutant, failing, tmp_path):
 
 
 def test_cover_all_ports_transmitting(tmp_path):
-    result = check(sf.formal_switch_cover(ports=2), "cover", 8, tmp_path)
+    result = check(sf.formal_switch_cover(ports=2), "cover", 10, tmp_path)
     assert "cover_all_ports_transmitting" in result.reached, result.summary()

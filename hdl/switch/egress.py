@@ -97,12 +97,17 @@ class EgressVlScheduler(wiring.Component):
         m.d.comb += new_turn.eq(self.start & ~use_strict & ~stay)
         for v in range(nv):
             cost = Mux(self.sent & (self.sent_vl == v), 1, 0)
-            credit = Mux(new_turn & (nxt == v), self.quantum[v], 0)
-            base = deficit[v]
+            # Both outcomes are computed from registers and the eligibility; `start` (the
+            # allocator's grant, late in the cycle) only selects one, so no adder hangs
+            # behind the allocator.
+            kept = Signal(self.deficit_shape, name=f"deficit_kept{v}")
+            turned = Signal(self.deficit_shape, name=f"deficit_turned{v}")
             # Leaving a VL that ran empty: forfeit what is left of its turn.
-            forfeits = new_turn & (current == v) & ~cur_eligible & (deficit[v] > 0)
-            base = Mux(forfeits, 0, base)
-            m.d.sync += deficit[v].eq(base + credit - cost)
+            forfeits = (current == v) & ~cur_eligible & (deficit[v] > 0)
+            m.d.comb += [kept.eq(deficit[v] - cost),
+                         turned.eq(Mux(forfeits, 0, deficit[v])
+                                   + Mux(nxt == v, self.quantum[v], 0) - cost)]
+            m.d.sync += deficit[v].eq(Mux(new_turn, turned, kept))
         with m.If(new_turn):
             m.d.sync += current.eq(nxt)
         return m

@@ -4,7 +4,7 @@ Switch port format (docs/switch.md): a packet on a switch port is the link layer
 de-blocked view, LPH (4 bytes) then the network header, then the payload, on a packet
 stream (:mod:`ubproto.hdl.stream`); LBHs and BCRCs stay inside the link.
 
-Pipeline (one flit per clock, two register stages behind a skid buffer):
+Pipeline (one flit per clock, three register stages behind a skid buffer):
 
 * ``i.ready`` is a register (the skid buffer's "spare slot empty"), so the link's valid
   never waits on a decision made downstream: a word offered while the pipeline stalls is
@@ -13,10 +13,12 @@ Pipeline (one flit per clock, two register stages behind a skid buffer):
 * stage P: the word is parsed -- LPH.CFG, the NTH16 fields, the route-table address (DCNA),
   the VL (SL -> VL table) and the path entropy (:class:`PathSelector`) -- and the route
   table (a block RAM shared by the ports, one read port each) is read;
-* stage R: with the entry out of the RAM, the route is resolved (direct port or ECMP group
-  member) and the drop reason decided, and both are *registered* (this was one cycle
-  together with the buffer write: RAM output -> ECMP multiplexer -> drop decision ->
-  queue-full lookup -> ready was the switch's critical path);
+* stage Q: the entry out of the RAM and its ECMP group (size and member ports) are
+  registered -- the block RAM's output is slow, so only the group lookup follows it;
+* stage R: the route is resolved (direct port or ECMP group member) and the drop reason
+  decided, both *registered* (this was one cycle together with the RAM read and the buffer
+  write: RAM output -> ECMP multiplexer -> drop decision -> queue-full lookup -> ready was
+  the switch's critical path);
 * write: the packet's fate is applied on its first word and every word is written to the
   input's :class:`~.voq.VoqBuffer` queue of (output, VL) -- or of VL alone in FIFO
   queueing -- with LPH.VL rewritten to the egress VL (the VL is hop-local).
@@ -217,30 +219,49 @@ class IngressPort(wiring.Component):
         with m.Elif(p_advance):
             m.d.sync += p_valid.eq(0)
 
-        # --- resolve the route (first words) --------------------------------------------
-        entry = self.route_entry
-        port = Signal(ROUTE_ENTRY.size - 2)
+        # --- stage Q: the route entry and its ECMP group, out of the RAM -----------------
+        # The block RAM's output is slow; only the group lookup follows it in this cycle.
+        entry_in = self.route_entry
+        q_valid = Signal()
+        q_word = Signal(PacketWord)
+        q_early = Signal(reasons)
+        q_outside = Signal()
+        q_vl = Signal(range(nv))
+        q_entropy = Signal(ENTROPY_BITS)
+        entry = Signal(ROUTE_ENTRY)
         group_size = Signal(range(cfg.ecmp_max_paths + 1))
+        members = Signal(data.ArrayLayout(unsigned(ROUTE_ENTRY.size - 2), cfg.ecmp_max_paths))
+        q_advance = Signal()                  # stage Q hands its word to stage R
+        m.d.comb += p_advance.eq(p_valid & (~q_valid | q_advance))
+        with m.If(p_advance):
+            m.d.sync += [
+                q_valid.eq(1), q_word.eq(p_word), q_early.eq(p_early), q_outside.eq(p_outside),
+                q_vl.eq(p_vl), q_entropy.eq(p_entropy), entry.eq(entry_in),
+                group_size.eq(self.ecmp_size[entry_in.target] if cfg.ecmp_groups > 1
+                              else self.ecmp_size[0]),
+                members.eq(self.ecmp_member[entry_in.target] if cfg.ecmp_groups > 1
+                           else self.ecmp_member[0]),
+            ]
+        with m.Elif(q_advance):
+            m.d.sync += q_valid.eq(0)
+
+        # --- resolve the route (first words) --------------------------------------------
+        port = Signal(ROUTE_ENTRY.size - 2)
         member = Signal(range(cfg.ecmp_max_paths))
-        m.d.comb += [
-            group_size.eq(self.ecmp_size[entry.target] if cfg.ecmp_groups > 1
-                          else self.ecmp_size[0]),
-            # Multiply-shift range reduction: uniform over the group for uniform entropy.
-            member.eq((p_entropy * group_size) >> ENTROPY_BITS),
-        ]
-        members = self.ecmp_member[entry.target] if cfg.ecmp_groups > 1 else self.ecmp_member[0]
+        # Multiply-shift range reduction: uniform over the group for uniform entropy.
+        m.d.comb += member.eq((q_entropy * group_size) >> ENTROPY_BITS)
         group_ok = (entry.target < cfg.ecmp_groups) & (group_size != 0)
         m.d.comb += port.eq(Mux(entry.ecmp, members[member], entry.target))
-        unknown = ~entry.valid | p_outside | (entry.ecmp & ~group_ok) | (port >= n)
+        unknown = ~entry.valid | q_outside | (entry.ecmp & ~group_ok) | (port >= n)
         reason = Signal(reasons)
-        m.d.comb += reason.eq(p_early)
-        with m.If(p_early == 0):
+        m.d.comb += reason.eq(q_early)
+        with m.If(q_early == 0):
             m.d.comb += reason[self._reason("unknown_destination")].eq(unknown)
         # Report only the first reason (in SWITCH_DROP_REASONS order).
         first_reason = Signal(reasons)
         m.d.comb += first_reason.eq(reason & (~reason + 1))
         p_queue = Signal(range(cfg.queues_per_input))
-        m.d.comb += p_queue.eq(p_vl if cfg.queueing == "fifo" else port * nv + p_vl)
+        m.d.comb += p_queue.eq(q_vl if cfg.queueing == "fifo" else port * nv + q_vl)
 
         # --- register stage R: the resolved route ----------------------------------------
         r_valid = Signal()
@@ -251,11 +272,11 @@ class IngressPort(wiring.Component):
         r_vl = Signal(range(nv))
         queue = Signal(range(cfg.queues_per_input))
         consume = Signal()                    # stage R finishes its word this cycle
-        m.d.comb += p_advance.eq(p_valid & (~r_valid | consume))
-        with m.If(p_advance):
-            m.d.sync += [r_valid.eq(1), r_word.eq(p_word), r_reason.eq(reason),
+        m.d.comb += q_advance.eq(q_valid & (~r_valid | consume))
+        with m.If(q_advance):
+            m.d.sync += [r_valid.eq(1), r_word.eq(q_word), r_reason.eq(reason),
                          r_first_reason.eq(first_reason), r_port.eq(port[:len(r_port)]),
-                         r_vl.eq(p_vl), queue.eq(p_queue)]
+                         r_vl.eq(q_vl), queue.eq(p_queue)]
         with m.Elif(consume):
             m.d.sync += r_valid.eq(0)
 

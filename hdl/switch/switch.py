@@ -229,9 +229,13 @@ class Switch(wiring.Component):
             issue_of.append(issue)
             start_of.append(start)
             cancel_of.append(cancel)
-            # A grant goes only to an input without one (or whose one ends now), and only to
-            # an idle input: a pending grant never coexists with a packet being read.
-            m.d.comb += Assert(~pend[i] | ~in_busy[i], "pending_grant_only_on_idle_input")
+
+        # A grant goes only to an input without one (or whose one ends now), and only to an
+        # idle input: a pending grant never coexists with a packet being read.
+        idle_ok = 1
+        for i in range(n):
+            idle_ok = idle_ok & (~pend[i] | ~in_busy[i])
+        m.d.comb += Assert(idle_ok, "pending_grant_only_on_idle_input")
 
         # Free after this cycle: inputs and outputs the allocator may match now.
         in_free = Signal(n)
@@ -313,7 +317,11 @@ class Switch(wiring.Component):
             with m.If(sent):
                 m.d.sync += bytes_so_far.eq(Mux(tx.payload.last, 0,
                                                 bytes_so_far + tx.payload.nbytes))
-            m.d.comb += [
+            # Events are registered on their way to the counters (which count one cycle
+            # later): the byte sums of a packet leaving come straight out of the buffer's
+            # block RAM, whose output is slow, and would otherwise feed the 32-bit adders.
+            m.d.comb += counters.occupancy[p].eq(voq[p].occupancy)
+            m.d.sync += [
                 counters.rx[p].eq(ingress[p].commit),
                 counters.rx_vl[p].eq(ingress[p].commit_vl),
                 counters.rx_bytes[p].eq(ingress[p].commit_bytes),
@@ -321,7 +329,6 @@ class Switch(wiring.Component):
                 counters.tx_vl[p].eq(self.ports[p].tx_vl),
                 counters.tx_bytes[p].eq(bytes_so_far + tx.payload.nbytes),
                 counters.drop[p].eq(ingress[p].drop),
-                counters.occupancy[p].eq(voq[p].occupancy),
                 counters.grant[p].eq(start_of[p]),
             ]
         m.d.comb += [getattr(self.stats, name).eq(getattr(counters.stats, name))

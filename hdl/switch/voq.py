@@ -11,10 +11,12 @@ one packet per input is open (being written) at a time, so the open packet's sta
 register, not one per queue.
 
 Beside each flit a small distributed RAM keeps its ``last`` bit and a ``tag`` (the switch
-stores the packet's output port there), readable combinationally. So the reader knows in the
-cycle it reads a flit whether the packet ends there -- the input is free for a new
-allocation in the very next cycle -- and FIFO queueing can see the output of every head
-packet.
+stores the packet's output port there), readable combinationally. The ``last`` bit of every
+queue's head flit is also kept in a register (``head_last``, refreshed from the word after
+the one being read, or from the word being written into an empty queue), so the reader knows
+in the cycle it reads a flit whether the packet ends there without a RAM read on the path
+into the allocator -- the input is free for a new allocation in the very next cycle -- and
+FIFO queueing can see the output of every head packet.
 
 Protocol the user (the switch) keeps, assumed by the formal harness:
 
@@ -53,7 +55,9 @@ class VoqBuffer(wiring.Component):
         formal harness uses a one-bit word, since the data does not affect occupancy.
     mutant : str or None
         Broken variants for the formal mutant tests: ``abort_keeps_used`` (a rollback forgets
-        to release the words), ``full_late`` (``full`` rises one word too late).
+        to release the words), ``full_late`` (``full`` rises one word too late),
+        ``head_last_stale`` (a queue's head ``last`` register is not refreshed when its head
+        word is read).
 
     Members
     -------
@@ -85,7 +89,7 @@ class VoqBuffer(wiring.Component):
         Words held per VL.
     """
 
-    MUTANTS = ("abort_keeps_used", "full_late")
+    MUTANTS = ("abort_keeps_used", "full_late", "head_last_stale")
 
     def __init__(self, num_queues, queue_flits, *, num_vls=1, tag_bits=1, head_tags=False,
                  word_layout=PacketWord, mutant=None):
@@ -187,15 +191,19 @@ class VoqBuffer(wiring.Component):
             flit_rd.en.eq(self.rd_en),
             self.rd_word.eq(flit_rd.data),
             meta_rd.addr.eq(self._address(rq, r_ptr)),
-            self.rd_last.eq(meta_rd.data.last),
         ]
+        # The word after the one being read: the queue's next head (its `last` refreshes
+        # head_last; when the read ends a packet, its tag is the next packet's head tag).
+        after = meta.read_port(domain="comb")
+        m.d.comb += after.addr.eq(self._address(rq, (r_ptr + 1)[:len(r_ptr)]))
+        head_last = Signal(nq)
+        m.d.comb += self.rd_last.eq(head_last.bit_select(rq, 1))
         read = self.rd_en
         done = read & self.rd_last
-        if self.head_tags:
-            # The word after the one being read: when the read ends a packet, it is the head
-            # of the next one (meaningful only if that packet is complete, ready_next).
-            after = meta.read_port(domain="comb")
-            m.d.comb += after.addr.eq(self._address(rq, (r_ptr + 1)[:len(r_ptr)]))
+        # The register must agree with the RAM it shadows (checked in every simulation, at
+        # the clock edge: the read queue settles combinationally within the cycle).
+        m.d.sync += Assert(~read | (self.rd_last == meta_rd.data.last),
+                           "voq_head_last_matches_ram")
 
         # --- per-queue state -----------------------------------------------------------
         aborted = self.abort & ~write
@@ -218,6 +226,14 @@ class VoqBuffer(wiring.Component):
             ]
             limit = depth + 1 if self.mutant == "full_late" else depth
             ends_here = r_here & done
+            # head_last[q] = `last` of the word at rptr[q] whenever the queue holds a word.
+            with m.If(r_here & (self.mutant != "head_last_stale")):
+                with m.If(used[q] > 1):
+                    m.d.sync += head_last[q].eq(after.data.last)
+                with m.Elif(w_here):
+                    m.d.sync += head_last[q].eq(self.wr_word.last)
+            with m.Elif(w_here & (used[q] == 0)):
+                m.d.sync += head_last[q].eq(self.wr_word.last)
             m.d.comb += [
                 self.full[q].eq(used[q] >= limit),
                 self.ready[q].eq(packets[q] != 0),
