@@ -83,6 +83,17 @@ def test_tx_properties_hold(tmp_path):
     assert TX_ASSERTS <= held
 
 
+def test_tx_smallest_plan_queue(tmp_path):
+    # The smallest legal transmit queue (2 packets): two plans written back to back into an
+    # empty plan FIFO must both find room (`tx_queue_plan_room`). This failed while the
+    # FIFO's depth equalled tx_queue_packets: SyncFIFOBuffered takes a second write only
+    # once its first entry has moved to the output register.
+    result = check(lf.formal_tx(tx_queue_packets=2), "bmc", 10, tmp_path, "link-tx-q2")
+    assert result.passed, result.summary()
+    assert "tx_queue_plan_room" in {p.name for p in result.properties
+                                    if p.kind == "assert" and p.status == "PASS"}
+
+
 def test_tx_covers(tmp_path):
     result = check(lf.formal_tx(), "cover", TX_DEPTH, tmp_path, "link-tx-cover")
     assert result.passed, result.summary()

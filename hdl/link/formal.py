@@ -231,11 +231,12 @@ TX_MUTANTS = {
 
 #: The tiny configuration of the transmitter and receiver harnesses: one VL, 2-flit blocks,
 #: 4-flit packets, a 4-block replay buffer, short Retry_Req/Retry_Ack sets.
-def small_params(*, num_vls=1, cell_flits=1, rx_buffer_cells=4, retry_blocks=4):
+def small_params(*, num_vls=1, cell_flits=1, rx_buffer_cells=4, retry_blocks=4,
+                 tx_queue_packets=4):
     protocol = ProtocolConfig(num_vls=num_vls, max_block_flits=2, max_packet_flits=4,
                               cell_flits=cell_flits)
     link = LinkConfig(rx_buffer_cells=rx_buffer_cells, retry_buffer_blocks=retry_blocks,
-                      tx_queue_words=4, tx_queue_packets=4, retry_req_copies=2,
+                      tx_queue_words=4, tx_queue_packets=tx_queue_packets, retry_req_copies=2,
                       retry_ack_copies=1, retry_timeout=16, ack_granule=1,
                       crd_ack_threshold=2, retry_reserve_blocks=1, init_repeat=1,
                       init_timeout=64)
@@ -268,10 +269,11 @@ class LinkTxHarness(Elaboratable):
 
     CHECKS = ("conservation", "above_initial")
 
-    def __init__(self, *, peer_cells=14, cell_shift=0, checks=CHECKS, mutant=None):
+    def __init__(self, *, peer_cells=14, cell_shift=0, checks=CHECKS, mutant=None,
+                 tx_queue_packets=4):
         _check_mutant(mutant, TX_MUTANTS, "LinkTxHarness")
         from .tx import LinkTx
-        self.params = small_params()
+        self.params = small_params(tx_queue_packets=tx_queue_packets)
         self.tx = LinkTx(self.params, mutant=mutant)
         if not 1 <= peer_cells <= (1 << self.tx.credit_bits) - 1:
             raise ConfigError("LinkTxHarness: peer_cells must fit the credit counter")
@@ -382,11 +384,12 @@ class LinkTxHarness(Elaboratable):
         return m
 
 
-def formal_tx(*, mutant=None, checks=LinkTxHarness.CHECKS, peer_cells=14):
+def formal_tx(*, mutant=None, checks=LinkTxHarness.CHECKS, peer_cells=14, tx_queue_packets=4):
     """Credits, replay slots and priority of the real LinkTx (bounded)."""
     if isinstance(checks, str):
         checks = [c for c in checks.split(",") if c]
-    return LinkTxHarness(mutant=mutant, checks=checks, peer_cells=peer_cells)
+    return LinkTxHarness(mutant=mutant, checks=checks, peer_cells=peer_cells,
+                         tx_queue_packets=int(tx_queue_packets))
 
 
 # --- the receiver's commit path ---------------------------------------------------------------

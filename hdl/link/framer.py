@@ -64,8 +64,12 @@ class TxQueue(wiring.Component):
         m = Module()
         p = self.params
         m.submodules.data = dfifo = SyncFIFOBuffered(width=FLIT_BITS, depth=p.tx_queue_words)
+        # One entry more than `plan_room` promises: SyncFIFOBuffered takes a write only while
+        # its inner FIFO (depth - 1) has room, and its first entry moves to the output
+        # register a cycle late, so at depth == tx_queue_packets two back-to-back plans into
+        # an empty 2-entry FIFO would find no room for the second (tx_queue_plan_room).
         m.submodules.plans = pfifo = SyncFIFOBuffered(width=self.full_layout.size,
-                                                      depth=p.tx_queue_packets)
+                                                      depth=p.tx_queue_packets + 1)
         word = self.i.payload
         nbytes = Signal(range(p.max_payload + FLIT_BYTES + 1))   # saturates past max_payload
         nwords = Signal(range(self.max_words + 1))
