@@ -34,7 +34,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amaranth.asserts import Initial
+from amaranth.asserts import AnySeq, Initial
 from amaranth.back import rtlil
 from amaranth.hdl import Assume, Elaboratable, Module, ResetSignal, Value
 from amaranth.lib import wiring
@@ -42,7 +42,28 @@ from amaranth.lib import wiring
 from ..errors import ToolchainError, UbprotoError
 
 __all__ = ["TARGETS", "MODES", "FormalResult", "PropertyStatus", "check", "load_target",
-           "add_arguments", "run"]
+           "add_arguments", "run", "FreeInputs"]
+
+class FreeInputs(Elaboratable):
+    """Wraps a component and drives every one of its inputs with a free value each step.
+
+    Equivalent to handing the component's ports to the solver as free inputs, but with no
+    ports of its own, so struct-typed members (CSR layouts) need no flattening into signals.
+    ``dut`` is the wrapped component (and its instance name in traces).
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        for _path, member, value in self.dut.signature.flatten(self.dut):
+            if member.flow is wiring.In:
+                value = Value.cast(value)
+                m.d.comb += value.eq(AnySeq(len(value)))
+        return m
+
 
 #: ``ubproto prove`` targets: name -> "module:factory". The factory takes keyword options
 #: (at least ``mutant=None``) and returns the Elaboratable to check. One line per target.

@@ -30,7 +30,7 @@ from .egress import EgressCongestion
 from .marker import COUNTER_BITS, MarkerConfig
 from .rate import DcqcnParams, RateControlledSource
 
-__all__ = ["BacklogSource", "UniformPacketQueue", "PacketMerge", "IncastBottleneck", "INCAST_DEFAULTS",
+__all__ = ["BacklogSource", "loop_members", "UniformPacketQueue", "PacketMerge", "IncastBottleneck", "INCAST_DEFAULTS",
            "INCAST_PHANTOM_RED", "INCAST_SWITCH_PROFILE", "INCAST_SWITCH", "INCAST_FABRICS", "INCAST_MODES", "INCAST_QUEUE_WORDS",
            "incast_design", "run_incast", "summarise"]
 
@@ -150,6 +150,32 @@ class PacketMerge(wiring.Component):
         return m
 
 
+def loop_members(egress, occupancy_bits, sources, params):
+    """The ports every closed incast loop has (the bottleneck model and the switch top):
+    run control and the marker CSRs in; queue, phantom, delivery, marking and per-source
+    rate figures out, which the native harness reads by name."""
+    marker = egress.markers[0]
+    members = {
+        "run": In(1),
+        "real_params": In(marker.real_params.shape()),
+        "phantom_params": In(marker.phantom_params.shape()),
+        "control": In(MarkerConfig),
+        "queue_bytes": Out(occupancy_bits),
+        "max_queue_bytes": Out(occupancy_bits),
+        "queue_bytes_sum": Out(_SUM_BITS),
+        "phantom_bytes": Out(egress.phantom.occupancy_bits),
+        "cycles": Out(_SUM_BITS),
+        "delivered_bytes": Out(_SUM_BITS),
+        "marked": Out(COUNTER_BITS),
+        "cnps_sent": Out(COUNTER_BITS),
+        "cnps_received": Out(COUNTER_BITS),
+    }
+    for k in range(sources):
+        members[f"rate_{k}"] = Out(params.rate_bits)
+        members[f"sent_bytes_{k}"] = Out(COUNTER_BITS)
+    return members
+
+
 class IncastBottleneck(wiring.Component):
     """``sources`` DCQCN senders -> one marked, lossless egress queue -> a CNP sink, closed
     loop (see the module docstring).
@@ -176,26 +202,7 @@ class IncastBottleneck(wiring.Component):
         self.occupancy_bits = bits_for(sources * queue_words * WORD_BYTES)
         self.egress = EgressCongestion(1, self.occupancy_bits, gamma=gamma, seed=seed)
         self.sink = CnpSink(interval_cycles=cnp_interval_cycles, sources=1 << bits_for(sources))
-        marker = self.egress.markers[0]
-        members = {
-            "run": In(1),
-            "real_params": In(marker.real_params.shape()),
-            "phantom_params": In(marker.phantom_params.shape()),
-            "control": In(MarkerConfig),
-            "queue_bytes": Out(self.occupancy_bits),
-            "max_queue_bytes": Out(self.occupancy_bits),
-            "queue_bytes_sum": Out(_SUM_BITS),
-            "phantom_bytes": Out(self.egress.phantom.occupancy_bits),
-            "cycles": Out(_SUM_BITS),
-            "delivered_bytes": Out(_SUM_BITS),
-            "marked": Out(COUNTER_BITS),
-            "cnps_sent": Out(COUNTER_BITS),
-            "cnps_received": Out(COUNTER_BITS),
-        }
-        for k in range(sources):
-            members[f"rate_{k}"] = Out(params.rate_bits)
-            members[f"sent_bytes_{k}"] = Out(COUNTER_BITS)
-        super().__init__(members)
+        super().__init__(loop_members(self.egress, self.occupancy_bits, sources, params))
 
     def elaborate(self, platform):
         m = Module()

@@ -32,7 +32,7 @@ from amaranth.utils import bits_for
 
 from ...errors import ConfigError
 from ..stream import WORD_BYTES
-from ._formal import FreeInputs
+from ...verify.formal import FreeInputs
 
 __all__ = ["DRAIN_FRAC_BITS", "DEFAULT_PHANTOM_BYTES", "WordTap", "drain_fixed", "PhantomQueue",
            "PhantomModel",

@@ -53,7 +53,7 @@ from ...errors import ConfigError
 from ..proto.formats import CNP, CTPH, LPH, LPH_BYTES, NTH16, RTPH, Cfg, CtpOpcode, Nlp, RtpOpcode
 from ..proto.layouts import header_view
 from ..stream import WORD_BYTES, packet_stream
-from ._formal import FreeInputs
+from ...verify.formal import FreeInputs
 from .cnp import CNP_OFFSET, TRANSPORT_OFFSET, field_slice
 
 __all__ = ["CnpEvent", "SENT_BITS", "reaction_signature", "DcqcnParams", "Dcqcn", "DcqcnModel",

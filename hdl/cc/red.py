@@ -53,7 +53,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ConfigError
-from ._formal import FreeInputs
+from ...verify.formal import FreeInputs
 from .lfsr import Lfsr
 
 __all__ = ["P_BITS", "P_ONE", "SLOPE_BITS", "SHIFT_BITS", "RED_LATENCY", "MarkOverride", "RedProfile",

@@ -50,8 +50,8 @@ from ..switch.packets import route_write, sl_to_vl_write
 from ..switch.switch import TABLE_ADDR_BITS, TABLE_DATA_BITS, Switch, SwitchTable
 from .cnp import CnpSink
 from .egress import EgressCongestion
-from .incast import BacklogSource
-from .marker import COUNTER_BITS, MarkerConfig
+from .incast import _SUM_BITS, BacklogSource, loop_members
+from .marker import COUNTER_BITS
 from .rate import Dcqcn, DcqcnParams, RateControlledSource
 from .red import RedRule
 
@@ -61,8 +61,6 @@ __all__ = ["SwitchIncast", "RECEIVER_PORT", "DATA_SL", "incast_switch_config", "
 RECEIVER_PORT = 0
 #: Service level of the data packets (BacklogSource leaves NTH16.SL at 0).
 DATA_SL = 0
-#: Width of the sum-over-clocks accumulators (as IncastBottleneck).
-_SUM_BITS = 64
 
 
 def incast_switch_config(base: SwitchConfig, sources: int, queue_words: int) -> SwitchConfig:
@@ -136,28 +134,13 @@ class SwitchIncast(wiring.Component):
         self.egress = EgressCongestion(nv, self.occupancy_bits, gamma=gamma, seed=seed, rule=rule)
         self.sink = CnpSink(interval_cycles=cnp_interval_cycles,
                             sources=1 << bits_for(sources), cnp_vl=cnp_vl, cnp_sl=self.cnp_sl)
-        marker = self.egress.markers[0]
-        members = {
-            "run": In(1),
-            "real_params": In(marker.real_params.shape()),
-            "phantom_params": In(marker.phantom_params.shape()),
-            "control": In(MarkerConfig),
-            "queue_bytes": Out(self.occupancy_bits),
-            "max_queue_bytes": Out(self.occupancy_bits),
-            "queue_bytes_sum": Out(_SUM_BITS),
-            "phantom_bytes": Out(self.egress.phantom.occupancy_bits),
-            "cycles": Out(_SUM_BITS),
-            "delivered_bytes": Out(_SUM_BITS),
-            "marked": Out(COUNTER_BITS),
-            "cnps_sent": Out(COUNTER_BITS),
-            "cnps_received": Out(COUNTER_BITS),
+        members = loop_members(self.egress, self.occupancy_bits, sources, params)
+        members.update({
             "drops": Out(COUNTER_BITS),
             "programmed": Out(1),
             "cnps_misrouted": Out(COUNTER_BITS),
-        }
+        })
         for k in range(sources):
-            members[f"rate_{k}"] = Out(params.rate_bits)
-            members[f"sent_bytes_{k}"] = Out(COUNTER_BITS)
             members[f"cnps_received_{k}"] = Out(COUNTER_BITS)
         super().__init__(members)
 

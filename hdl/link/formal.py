@@ -29,13 +29,14 @@ from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Fragment, Module, 
 
 from ...config import LinkConfig, ProtocolConfig
 from ...errors import ConfigError
+from ...verify.formal import FreeInputs
 from ..proto.formats import FLIT_BYTES, LPH_BYTES
 from .common import LinkParams
 from .rxbuf import RxBuffer
 
 __all__ = ["RXBUF_MUTANTS", "RxCreditHarness", "formal_rx_buffer", "formal_credit_loop",
            "TX_MUTANTS", "small_params", "LinkTxHarness", "formal_tx",
-           "RX_MUTANTS", "FreeInputs", "RxHarness", "formal_rx",
+           "RX_MUTANTS", "RxHarness", "formal_rx",
            "COVER_MUTANTS", "RxBringUpHarness", "formal_covers"]
 
 #: RxBuffer mutants (``RxBuffer(mutant=...)``) and the one thing each breaks.
@@ -396,24 +397,6 @@ def formal_tx(*, mutant=None, checks=LinkTxHarness.CHECKS, peer_cells=14, tx_que
 
 #: LinkRx mutants (``LinkRx(mutant=...)``).
 RX_MUTANTS = {"ignore_crc": "the receiver trusts every block (CRC never checked)"}
-
-
-class FreeInputs(Elaboratable):
-    """Drives every input port of a component with a free value each step."""
-
-    def __init__(self, dut):
-        self.dut = dut
-
-    def elaborate(self, platform):
-        from amaranth.hdl import Value
-        from amaranth.lib import wiring
-        m = Module()
-        m.submodules.dut = self.dut
-        for _path, member, value in self.dut.signature.flatten(self.dut):
-            if member.flow is wiring.In:
-                value = Value.cast(value)
-                m.d.comb += value.eq(AnySeq(len(value)))
-        return m
 
 
 class RxHarness(FreeInputs):

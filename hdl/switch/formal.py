@@ -5,7 +5,7 @@ properties, the bounds and the mutant that makes each one fail.
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal, Value
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, wiring
 
 from .allocator import FifoAllocator, IslipAllocator, matching_properties
@@ -193,20 +193,5 @@ def formal_switch_cover(*, ports=2, mutant=None):
         raise ValueError(f"unknown mutant {mutant!r}")
     cfg = SwitchConfig(ports=ports, num_vls=1, queue_flits=2, max_packet_flits=1,
                        route_entries=2, ecmp_groups=1, ecmp_max_paths=1, counter_bits=8)
+    from ...verify.formal import FreeInputs
     return FreeInputs(Switch(cfg))
-
-
-class FreeInputs(Elaboratable):
-    """Drives every input port of a component with a free value each step (``AnySeq``)."""
-
-    def __init__(self, component):
-        self.component = component
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = dut = self.component
-        for _path, member, value in dut.signature.flatten(dut):
-            if member.flow == wiring.In:
-                value = Value.cast(value)
-                m.d.comb += value.eq(AnySeq(len(value)))
-        return m
