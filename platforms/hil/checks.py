@@ -206,6 +206,15 @@ def _switch_routes(board):
     return ports, entries, routes
 
 
+def _drained_counters(board, generator):
+    """The on-board generator's counters once its queue has drained (it drains at line
+    rate; the bounded poll only guards against a stalled generator)."""
+    for _ in range(100):
+        if board.read(f"{generator}.queued") == 0:
+            break
+    return board.counters(generator)
+
+
 def switch_onboard_traffic_test(board, *, packets=16, generator="traffic", length=100):
     """:func:`onboard_traffic_test` for the switch: the generator's key is the DCNA; packets
     to port k come back through reflector k, to port 0 straight into the sink."""
@@ -226,10 +235,7 @@ def switch_onboard_traffic_test(board, *, packets=16, generator="traffic", lengt
                 reflected[routes[key] - 1] += 1
         else:
             drops += 1
-    for _ in range(100):     # the generator drains at line rate; this only guards a stall
-        if board.read(f"{generator}.queued") == 0:
-            break
-    gen = board.counters(generator)
+    gen = _drained_counters(board, generator)
     d = counter_delta(before, board.counters("switch"))
     dp = counter_delta(dp_before, board.counters("dataplane"))
     checks = {
@@ -270,10 +276,7 @@ def onboard_traffic_test(board, *, packets=16, block="lanes", generator="traffic
             returned += 1
         else:
             drops += 1
-    for _ in range(100):     # the generator drains at line rate; this only guards a stall
-        if board.read(f"{generator}.queued") == 0:
-            break
-    gen = board.counters(generator)
+    gen = _drained_counters(board, generator)
     counters = board.counters(block)
     lp = counters["lane_packets"] if lanes > 1 else [counters["lane_packets"]]
     checks = {
