@@ -123,7 +123,7 @@ class Switch(wiring.Component):
         for i in range(n):
             ing = IngressPort(cfg, path_selector=self._path_selector)
             buf = VoqBuffer(nq, cfg.queue_flits, num_vls=nv, tag_bits=max(1, (n - 1).bit_length()),
-                            head_tags=fifo)
+                            head_tags=fifo, planned_reads=True)
             m.submodules[f"ingress{i}"] = ing
             m.submodules[f"voq{i}"] = buf
             rd = route_mem.read_port(domain="sync")
@@ -170,8 +170,13 @@ class Switch(wiring.Component):
         for i in range(n):
             m.d.comb += in_adv[i].eq(~d_valid[i] | tx_ready.bit_select(d_out[i], 1))
 
-        # The crossbar: each output shows the RAM output of the input feeding it.
+        # The crossbar: each output shows the RAM output of the input feeding it. Whether an
+        # output holds a flit is kept in its own register (`out_valid`, the same value as
+        # the multiplexed d_valid, checked below), so `out_clear` -- which gates every grant
+        # start -- is one register and tx.ready, not the out_src multiplexer.
+        out_valid = [Signal(name=f"out_valid{o}") for o in range(n)]
         out_clear = Signal(n)       # output o's current flit (if any) leaves this cycle
+        out_valid_ok = 1
         for o in range(n):
             src = out_src[o]
             word = Signal.like(voq[0].rd_word, name=f"xbar_word{o}")
@@ -183,13 +188,21 @@ class Switch(wiring.Component):
                         m.d.comb += [word.eq(voq[i].rd_word),
                                      valid.eq(d_valid[i] & (d_out[i] == o)),
                                      vl.eq(d_vl[i])]
-            m.d.comb += [txs[o].payload.eq(word), txs[o].valid.eq(valid),
+            m.d.comb += [txs[o].payload.eq(word), txs[o].valid.eq(out_valid[o]),
                          self.ports[o].tx_vl.eq(vl),
-                         out_clear[o].eq(~valid | txs[o].ready)]
+                         out_clear[o].eq(~out_valid[o] | txs[o].ready)]
+            out_valid_ok = out_valid_ok & (out_valid[o] == valid)
+        m.d.comb += Assert(out_valid_ok, "out_valid_matches_crossbar")
 
         # --- starting the pending grants, reading the buffers ----------------------------
+        # Every input has a *planned* read (from registers only): the next flit of its packet,
+        # or the first flit of its pending grant. The actual read (`issue`) is the planned one
+        # unless tx back-pressure or missing credit stops it. The allocator works on the state
+        # after the planned reads (speculation), so none of tx.ready, the credit check or the
+        # start logic is in front of it; its grants are kept only where the plan held.
         issued_to = [[None] * n for _ in range(n)]   # issued_to[i][o]: input i reads for o
-        last_of, issue_of, start_of, cancel_of = [], [], [], []
+        planned_to = [[None] * n for _ in range(n)]  # the same for the planned read
+        last_of, issue_of, plan_of, start_of, cancel_of = [], [], [], [], []
         for i in range(n):
             credit = Signal(name=f"pend_credit{i}")
             with m.Switch(pend_out[i]):
@@ -205,16 +218,19 @@ class Switch(wiring.Component):
             m.d.comb += [start.eq(pend[i] & in_adv[i] & out_clear.bit_select(pend_out[i], 1)
                                   & credit),
                          cancel.eq(pend[i] & ~credit)]
+            plan = Signal(name=f"plan{i}")
             issue = Signal(name=f"issue{i}")
             out = Signal(range(n), name=f"issue_out{i}")
             vl = Signal(range(nv), name=f"issue_vl{i}")
             queue = Signal(range(nq), name=f"issue_queue{i}")
             m.d.comb += [
+                plan.eq(in_busy[i] | pend[i]),
                 issue.eq(go_on | start),
                 out.eq(Mux(in_busy[i], d_out[i], pend_out[i])),
                 vl.eq(Mux(in_busy[i], d_vl[i], pend_vl[i])),
                 queue.eq(Mux(in_busy[i], in_queue[i], pend_queue[i])),
                 voq[i].rd_en.eq(issue),
+                voq[i].rd_plan.eq(plan),
                 voq[i].rd_queue.eq(queue),
             ]
             last = voq[i].rd_last
@@ -225,8 +241,10 @@ class Switch(wiring.Component):
                 m.d.sync += d_valid[i].eq(0)
             for o in range(n):
                 issued_to[i][o] = issue & (out == o)
+                planned_to[i][o] = plan & (out == o)
             last_of.append(last)
             issue_of.append(issue)
+            plan_of.append(plan)
             start_of.append(start)
             cancel_of.append(cancel)
 
@@ -237,21 +255,36 @@ class Switch(wiring.Component):
             idle_ok = idle_ok & (~pend[i] | ~in_busy[i])
         m.d.comb += Assert(idle_ok, "pending_grant_only_on_idle_input")
 
-        # Free after this cycle: inputs and outputs the allocator may match now.
+        # Free after the planned reads: the inputs and outputs the allocator may match now.
+        # (The planned read of an input ends its packet iff `last`; a pending grant is
+        # planned to start, so it holds nothing beyond its own packet.)
         in_free = Signal(n)
         out_free = Signal(n)
         for i in range(n):
-            no_pend = ~pend[i] | start_of[i] | cancel_of[i]
-            m.d.comb += in_free[i].eq(no_pend & Mux(issue_of[i], last_of[i], ~in_busy[i]))
+            m.d.comb += in_free[i].eq(Mux(plan_of[i], last_of[i], 1))
         for o in range(n):
-            hits = Cat(*(issued_to[i][o] for i in range(n)))
-            ends = Cat(*(issued_to[i][o] & last_of[i] for i in range(n)))
-            held = 0
+            hits = Cat(*(planned_to[i][o] for i in range(n)))
+            ends = Cat(*(planned_to[i][o] & last_of[i] for i in range(n)))
+            m.d.comb += out_free[o].eq(Mux(hits.any(), ends.any(), ~out_busy[o]))
+            issued = Cat(*(issued_to[i][o] for i in range(n)))
+            issued_end = Cat(*(issued_to[i][o] & last_of[i] for i in range(n)))
+            with m.If(issued.any()):
+                m.d.sync += [out_busy[o].eq(~issued_end.any()),
+                             out_src[o].eq(onehot_index(issued, n))]
+            m.d.sync += out_valid[o].eq(issued.any() | (out_valid[o] & ~txs[o].ready))
+        # Where the plan held: an input whose planned read happened (or that planned none),
+        # and an output all of whose planned reads happened. Only there is the state after
+        # this cycle the one the allocator assumed (a failed plan leaves the input or output
+        # busy or pending, or, for a cancelled grant, its queue's head unread).
+        in_ok = [Signal(name=f"plan_held_in{i}") for i in range(n)]
+        out_ok = [Signal(name=f"plan_held_out{o}") for o in range(n)]
+        for i in range(n):
+            m.d.comb += in_ok[i].eq(issue_of[i] | ~plan_of[i])
+        for o in range(n):
+            held = 1
             for i in range(n):
-                held = held | (pend[i] & (pend_out[i] == o) & ~start_of[i] & ~cancel_of[i])
-            m.d.comb += out_free[o].eq(~held & Mux(hits.any(), ends.any(), ~out_busy[o]))
-            with m.If(hits.any()):
-                m.d.sync += [out_busy[o].eq(~ends.any()), out_src[o].eq(onehot_index(hits, n))]
+                held = held & (~planned_to[i][o] | in_ok[i])
+            m.d.comb += out_ok[o].eq(held)
 
         # Complete packets per (input, output, VL) at the head of a queue after this cycle.
         def avail(i, o, v):
@@ -289,6 +322,11 @@ class Switch(wiring.Component):
                 row.append(in_free[i] & out_free[o] & sched[o].valid & vl_avail)
             m.d.comb += alloc.request[i].eq(Cat(*row))
 
+        # The grants that stand: the allocator's, where the plan held.
+        kept = [Signal(n, name=f"grant_kept{i}") for i in range(n)]
+        for i in range(n):
+            m.d.comb += kept[i].eq(alloc.grant[i] & Cat(*(in_ok[i] & out_ok[o]
+                                                          for o in range(n))))
         for i in range(n):
             grant = alloc.grant[i]
             g_out = onehot_index(grant, n)
@@ -298,13 +336,13 @@ class Switch(wiring.Component):
                     with m.Case(o):
                         m.d.comb += g_vl.eq(sched[o].vl)
             g_queue = g_vl if fifo else g_out * nv + g_vl
-            with m.If(grant.any()):
+            with m.If(kept[i].any()):
                 m.d.sync += [pend[i].eq(1), pend_out[i].eq(g_out), pend_vl[i].eq(g_vl),
                              pend_queue[i].eq(g_queue)]
             with m.Elif(start_of[i] | cancel_of[i]):
                 m.d.sync += pend[i].eq(0)
         for o in range(n):
-            granted_here = Cat(*(alloc.grant[i][o] for i in range(n))).any()
+            granted_here = Cat(*(kept[i][o] for i in range(n))).any()
             m.d.comb += sched[o].start.eq(granted_here)
 
         # --- statistics ------------------------------------------------------------------

@@ -76,10 +76,17 @@ class VoqBuffer(wiring.Component):
         stays there until the next read.
     rd_last : Out(1)
         The word being read now (head of ``rd_queue``) is the last of its packet.
+    rd_plan : In(1)  (only with ``planned_reads``)
+        A read of ``rd_queue`` is planned this cycle: ``rd_en`` is this or 0 (a stalled
+        reader). ``ready_next`` and ``head_tag_next`` then assume the planned read, so they
+        do not depend on the late ``rd_en``.
     ready_next : Out(num_queues)
-        Queue ``q`` will have a complete packet at its head after this cycle's read (a packet
-        committed in this cycle is not counted). The switch allocates one cycle ahead of the
-        read, so it asks whether a queue is ready *next* cycle.
+        Queue ``q`` will have a complete packet at its head after this cycle's read (the
+        planned read with ``planned_reads``; a packet committed in this cycle is not
+        counted). The switch allocates one cycle ahead of the read, so it asks whether a
+        queue is ready *next* cycle. When a planned read does not happen, ``ready_next``
+        under-counts (safe), but ``head_tag_next`` may show the packet after the head: the
+        user must then ignore both for this cycle.
     head_tag_next : Out(ArrayLayout(tag_bits, num_queues))
         The same for ``head_tag`` (only with ``head_tags``).
     rd_word : Out(PacketWord)
@@ -92,7 +99,7 @@ class VoqBuffer(wiring.Component):
     MUTANTS = ("abort_keeps_used", "full_late", "head_last_stale")
 
     def __init__(self, num_queues, queue_flits, *, num_vls=1, tag_bits=1, head_tags=False,
-                 word_layout=PacketWord, mutant=None):
+                 planned_reads=False, word_layout=PacketWord, mutant=None):
         if queue_flits < 2 or queue_flits & (queue_flits - 1):
             raise ConfigError(f"VoqBuffer queue_flits must be a power of two >= 2, "
                               f"got {queue_flits}")
@@ -106,6 +113,7 @@ class VoqBuffer(wiring.Component):
         self.num_vls = num_vls
         self.tag_bits = tag_bits
         self.head_tags = head_tags
+        self.planned_reads = planned_reads
         self.mutant = mutant
         self.word_layout = word_layout
         members = {
@@ -124,6 +132,8 @@ class VoqBuffer(wiring.Component):
             "used": Out(data.ArrayLayout(range(queue_flits + 1), num_queues)),
             "occupancy": Out(data.ArrayLayout(range(num_queues * queue_flits + 1), num_vls)),
         }
+        if planned_reads:
+            members["rd_plan"] = In(1)
         if head_tags:
             members["head_tag"] = Out(data.ArrayLayout(unsigned(tag_bits), num_queues))
             members["head_tag_next"] = Out(data.ArrayLayout(unsigned(tag_bits), num_queues))
@@ -200,6 +210,10 @@ class VoqBuffer(wiring.Component):
         m.d.comb += self.rd_last.eq(head_last.bit_select(rq, 1))
         read = self.rd_en
         done = read & self.rd_last
+        # What ready_next / head_tag_next assume is read this cycle.
+        planned = self.rd_plan if self.planned_reads else read
+        if self.planned_reads:
+            m.d.comb += Assert(~read | self.rd_plan, "voq_read_was_planned")
         # The register must agree with the RAM it shadows (checked in every simulation, at
         # the clock edge: the read queue settles combinationally within the cycle).
         m.d.sync += Assert(~read | (self.rd_last == meta_rd.data.last),
@@ -225,7 +239,7 @@ class VoqBuffer(wiring.Component):
                 packets[q].eq(packets[q] + (w_here & self.wr_word.last) - (r_here & done)),
             ]
             limit = depth + 1 if self.mutant == "full_late" else depth
-            ends_here = r_here & done
+            ends_here = planned & (rq == q) & self.rd_last
             # head_last[q] = `last` of the word at rptr[q] whenever the queue holds a word.
             with m.If(r_here & (self.mutant != "head_last_stale")):
                 with m.If(used[q] > 1):
