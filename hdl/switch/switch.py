@@ -293,15 +293,23 @@ class Switch(wiring.Component):
             return voq[i].ready_next[o * nv + v]
 
         # --- egress VL choice ----------------------------------------------------------
+        # The scheduler chooses from the eligibility of the previous cycle (registered: the
+        # eligibility hangs behind the whole "free after this cycle" logic, and the DWRR
+        # choice behind it was the critical path). The requests below re-check the chosen
+        # VL against the current state, so a stale choice can cost an output a slot when
+        # several VLs compete, but never grants a VL without a packet or credit. With one VL
+        # the choice is fixed and nothing is lost.
         sched = []
         for o in range(n):
             s = EgressVlScheduler(nv, cfg.dwrr_quantum.bit_length() + 4, cfg.max_packet_flits)
             m.submodules[f"egress{o}"] = s
+            eligible = Signal(nv, name=f"eligible_next{o}")
             for v in range(nv):
                 wanted = 0
                 for i in range(n):
                     wanted = wanted | (in_free[i] & avail(i, o, v))
-                m.d.comb += s.eligible[v].eq(self.ports[o].tx_vl_ready[v] & wanted)
+                m.d.comb += eligible[v].eq(self.ports[o].tx_vl_ready[v] & wanted)
+            m.d.sync += s.eligible.eq(eligible)
             m.d.comb += [s.strict.eq(tables["vl_strict"]), s.quantum.eq(tables["vl_quantum"]),
                          s.sent.eq(txs[o].valid & txs[o].ready),
                          s.sent_vl.eq(self.ports[o].tx_vl)]
@@ -319,7 +327,8 @@ class Switch(wiring.Component):
                     for v in range(nv):
                         with m.Case(v):
                             m.d.comb += vl_avail.eq(avail(i, o, v))
-                row.append(in_free[i] & out_free[o] & sched[o].valid & vl_avail)
+                credit = self.ports[o].tx_vl_ready.bit_select(sched[o].vl, 1)
+                row.append(in_free[i] & out_free[o] & credit & vl_avail)
             m.d.comb += alloc.request[i].eq(Cat(*row))
 
         # The grants that stand: the allocator's, where the plan held.
