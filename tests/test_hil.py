@@ -244,36 +244,67 @@ def test_real_board_traffic(real_board):
 
 
 # --- link-layer ports (dut switch-links: --hil-dut switch-links) ------------------------------
+# The same two checks run in every CI run on a simulated scale-up board of their own
+# (test_link_ports_on_the_simulated_scale_up_board), whatever --hil-dut says.
+
+def _has_link_ports(board):
+    return "links" in {b.name for b in board.regmap.blocks}
+
+
+def _check_link_ports_carry_packets(board):
+    links = board.regmap.register("links.state").count
+    assert board.read_array("links.state") == [3] * links if links > 1 else \
+        board.read("links.state") == 3
+    result = traffic_test(board, packets=8)
+    assert result["ok"], result["checks"]
+
+
+def _check_link_retries_through_bit_errors(board):
+    from ubproto.hdl.fault.injector import probability_threshold
+    name = "links.error_threshold[0]" if board.regmap.register(
+        "links.error_threshold").count > 1 else "links.error_threshold"
+    before = board.counters("links")
+    board.write(name, probability_threshold(0.02))
+    try:
+        result = traffic_test(board, packets=8, timeout=5.0)
+    finally:
+        board.write(name, 0)
+    after = board.counters("links")
+    first = (lambda v: v[0] if isinstance(v, list) else v)
+    assert result["ok"], result["checks"]
+    assert first(after["rx_bad_crc"]) > first(before["rx_bad_crc"])
+    assert first(after["tx_replayed_blocks"]) > first(before["tx_replayed_blocks"])
+
 
 def test_link_ports_come_up_and_carry_packets(hil_board):
-    if "links" not in {b.name for b in hil_board.regmap.blocks}:
+    if not _has_link_ports(hil_board):
         pytest.skip("the design under test has no link ports (--hil-dut switch-links)")
-    links = hil_board.regmap.register("links.state").count
-    assert hil_board.read_array("links.state") == [3] * links if links > 1 else \
-        hil_board.read("links.state") == 3
-    result = traffic_test(hil_board, packets=8)
-    assert result["ok"], result["checks"]
+    _check_link_ports_carry_packets(hil_board)
 
 
 def test_link_port_retries_through_bit_errors(hil_board, hil_target):
     """Bit errors injected on the looped pin link: CRC30 catches them, link-level retry
     replays, and every packet still returns intact and exactly once (RTL only: the model
     has no channel)."""
-    if "links" not in {b.name for b in hil_board.regmap.blocks}:
+    if not _has_link_ports(hil_board):
         pytest.skip("the design under test has no link ports (--hil-dut switch-links)")
     if hil_target.startswith(("model", "replay")):
         pytest.skip("the Python model has no physical channel to corrupt")
-    from ubproto.hdl.fault.injector import probability_threshold
-    name = "links.error_threshold[0]" if hil_board.regmap.register(
-        "links.error_threshold").count > 1 else "links.error_threshold"
-    before = hil_board.counters("links")
-    hil_board.write(name, probability_threshold(0.02))
+    _check_link_retries_through_bit_errors(hil_board)
+
+
+def test_link_ports_on_the_simulated_scale_up_board():
+    """The scale-up design under test (switch + a link-layer port over the looped pin PHY
+    + fault injector) as a Verilator board on sim+udp://: the link comes up, carries
+    packets, and recovers injected bit errors by retry."""
+    from ubproto.platforms.hil import open_board
+    from ubproto.platforms.hil.checks import reset_board
+    board = open_board("sim+udp://", dut="switch-links")
     try:
-        result = traffic_test(hil_board, packets=8, timeout=5.0)
+        assert _has_link_ports(board)
+        reset_board(board)
+        _check_link_ports_carry_packets(board)
+        reset_board(board)
+        _check_link_retries_through_bit_errors(board)
     finally:
-        hil_board.write(name, 0)
-    after = hil_board.counters("links")
-    first = (lambda v: v[0] if isinstance(v, list) else v)
-    assert result["ok"], result["checks"]
-    assert first(after["rx_bad_crc"]) > first(before["rx_bad_crc"])
-    assert first(after["tx_replayed_blocks"]) > first(before["tx_replayed_blocks"])
+        board.close()

@@ -141,6 +141,115 @@ def test_mac_rx_delivers_good_frames_and_counts_bad_ones():
     assert len(frames) == 6      # every frame but the one without SFD is closed by a verdict
 
 
+# --- the frame buffer (store-and-forward + clock crossing) in the Amaranth simulator ---------
+
+@pytest.mark.parametrize("domains", ["one", "two"])
+def test_frame_buffer_forwards_good_frames_whole_and_counts_the_rest(domains):
+    # Random frames, some marked bad by the writer, written with gaps, read with random
+    # back-pressure: the reader sees exactly the good frames, each byte with its frame's
+    # length on ``r_length``, and the counters say what happened to the others.
+    from amaranth.hdl import ClockDomain, Module
+    from ubproto.hdl.host.eth.buffer import FrameBuffer
+    rng = random.Random(SEED)
+    two = domains == "two"
+    depth = 256
+    m = Module()
+    if two:
+        m.domains.mac = ClockDomain()
+    m.submodules.buf = buf = FrameBuffer(depth, descriptors=4,
+                                         r_domain="mac" if two else "sync")
+    frames = [(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 90))),
+               rng.random() < 0.25) for _ in range(60)]
+    frames.append((bytes(depth + 40), False))   # larger than the ring: an overflow
+    frames.append((b"after", False))            # and the buffer still works afterwards
+    received, counters, done = [], {}, []
+
+    async def writer(ctx):
+        for data, bad in frames:
+            if len(data) <= depth:              # wait for room, as the TX builder does
+                while ctx.get(buf.w_room) < len(data):
+                    await ctx.tick()
+            for k, byte in enumerate(data):
+                ctx.set(buf.w.valid, 1)
+                ctx.set(buf.w.payload.data, byte)
+                ctx.set(buf.w.payload.last, k == len(data) - 1)
+                ctx.set(buf.w.payload.error, bad and k == len(data) - 1)
+                await ctx.tick()
+                while rng.random() < 0.2:       # gaps inside frames
+                    ctx.set(buf.w.valid, 0)
+                    await ctx.tick()
+            ctx.set(buf.w.valid, 0)
+            await ctx.tick().repeat(2)          # a short gap between frames
+        await ctx.tick().repeat(20)
+        counters.update(frames=ctx.get(buf.frames), errors=ctx.get(buf.errors),
+                        overflows=ctx.get(buf.overflows))
+        done.append(True)
+
+    async def reader(ctx):
+        current, lengths = [], set()
+        idle = 0
+        while idle < 500:
+            ready = rng.random() < 0.7
+            ctx.set(buf.r.ready, ready)
+            if ready and ctx.get(buf.r.valid):
+                idle = 0
+                current.append(ctx.get(buf.r.payload.data))
+                lengths.add(ctx.get(buf.r_length))
+                if ctx.get(buf.r.payload.last):
+                    received.append((bytes(current), lengths))
+                    current, lengths = [], set()
+            elif done:
+                idle += 1
+            await ctx.tick("mac" if two else "sync")
+
+    sim = Simulator(m)
+    sim.add_clock(8e-9, domain="sync")
+    if two:
+        sim.add_clock(7.3e-9, domain="mac")     # unrelated clocks, the reader's faster
+    sim.add_testbench(writer)
+    sim.add_testbench(reader)
+    sim.run()
+    good = [data for data, bad in frames if not bad and len(data) <= depth]
+    assert [data for data, _ in received] == good
+    wrong_length = [(len(data), seen) for data, seen in received if seen != {len(data)}]
+    assert not wrong_length, wrong_length[:4]
+    assert counters == {"frames": len(good), "errors": sum(bad for _, bad in frames),
+                        "overflows": 1}
+
+
+
+def test_frame_buffer_takes_a_frame_of_exactly_w_room_bytes():
+    # The writer's promise: a frame no longer than ``w_room`` is never dropped, even when
+    # it fills the ring to the last byte the buffer allows (the reader stalled meanwhile).
+    from ubproto.hdl.host.eth.buffer import FrameBuffer
+    depth = 64
+    buf = FrameBuffer(depth, descriptors=4)
+    got = {}
+
+    async def bench(ctx):
+        ctx.set(buf.r.ready, 0)
+        await ctx.tick().repeat(8)
+        room = ctx.get(buf.w_room)
+        data = bytes(range(1, room + 1))
+        for k, byte in enumerate(data):
+            ctx.set(buf.w.valid, 1)
+            ctx.set(buf.w.payload.data, byte)
+            ctx.set(buf.w.payload.last, k == len(data) - 1)
+            await ctx.tick()
+        ctx.set(buf.w.valid, 0)
+        await ctx.tick().repeat(8)
+        got.update(room=room, frames=ctx.get(buf.frames), overflows=ctx.get(buf.overflows))
+        ctx.set(buf.r.ready, 1)
+        out = []
+        for _ in range(2 * depth):
+            if ctx.get(buf.r.valid):
+                out.append(ctx.get(buf.r.payload.data))
+            await ctx.tick()
+        got["data"] = bytes(out) == data
+
+    _run(buf, bench)
+    assert got == {"room": depth - 2, "frames": 1, "overflows": 0, "data": True}
+
 # --- the whole board under Verilator: good and malformed frames ------------------------------
 
 @pytest.fixture(scope="module")

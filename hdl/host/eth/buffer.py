@@ -6,8 +6,9 @@ pointer. On a frame's last byte the frame is committed (its end pointer is publi
 reader) if the byte's ``error`` is clear, or forgotten (the write pointer returns to the
 last commit) if it is set. A frame that does not fit -- the ring is full, or the descriptor
 queue of committed frames is -- is forgotten the same way and counted in ``overflows``.
-The reader therefore only ever sees whole, good frames, and sees them back to back (one
-byte per cycle while ``r.ready``), which is what a MAC transmitter needs to never underrun.
+The reader therefore only ever sees whole, good frames, each one byte per cycle while
+``r.ready`` (a MAC transmitter must never underrun inside a frame), with one idle cycle
+between frames.
 
 Clock domains: the write side runs in ``w_domain``, the read side in ``r_domain``. Committed
 end pointers cross in an ``AsyncFIFO`` (they jump by a frame at a time, so they cannot be
@@ -77,7 +78,8 @@ class FrameBuffer(wiring.Component):
     Members
     -------
     w : In(byte_stream())      frames in (``ready`` is always 1: a full buffer drops, counted)
-    w_room : Out(range(depth+1)) bytes a new frame may use without overflowing (w_domain)
+    w_room : Out(range(depth+1)) bytes a new frame may use without overflowing (w_domain;
+                               at most depth - 2)
     r : Out(byte_stream())     good frames out (``error`` always 0)
     r_length : Out(16)         length of the frame being read (valid with ``r.valid``)
     frames, overflows, errors : Out(32)  committed / forgotten for lack of room / forgotten
@@ -127,10 +129,13 @@ class FrameBuffer(wiring.Component):
         # byte at most is written per cycle, so stopping two bytes early is always safe.
         full = Signal()
         wd += full.eq(used >= self.depth - 2)
-        # Room for a new frame: free bytes as of the commit point (one frame in flight).
+        # Room for a new frame: free bytes as of the commit point (one frame in flight), less
+        # the two bytes ``full`` keeps in reserve, so a frame of exactly ``w_room`` bytes
+        # always fits.
         committed = Signal(ptr_bits)      # bytes of committed frames not yet read
-        m.d.comb += [committed.eq(w_commit - rptr_sync.o),   # modulo the pointer width
-                     self.w_room.eq(self.depth - committed)]
+        m.d.comb += committed.eq(w_commit - rptr_sync.o)     # modulo the pointer width
+        with m.If(committed < self.depth - 2):
+            m.d.comb += self.w_room.eq(self.depth - 2 - committed)
         # The descriptor write is registered: at 125 MHz the frame's verdict (the MAC's FCS
         # compare -> good) and the AsyncFIFO's produce counter do not fit in one clock. A
         # write lands the cycle after the last byte; a frame ending in that very cycle
@@ -166,14 +171,27 @@ class FrameBuffer(wiring.Component):
                 wd += w_overflow.eq(1)
 
         # --- read side -------------------------------------------------------------------
+        # The frame being read is taken out of the descriptor FIFO into registers first
+        # (``cur_*``), and its last byte is found by a down-counter, not by comparing the
+        # read pointer with the descriptor: at 125 MHz the compare -> the FIFO's consume
+        # pointer -> its storage read did not fit in one clock. The pop is driven only by
+        # registers, so it costs one idle cycle between frames (the MAC adds a 12-byte gap
+        # between frames anyway) and none inside a frame.
         r_ptr = Signal(ptr_bits)          # next byte to fetch
-        at_frame_start = Signal(init=1)   # the next fetch is a frame's first byte
+        cur_valid = Signal()              # a committed frame is being fetched
+        cur_left = Signal(ptr_bits)       # its bytes not yet fetched (>= 1 while cur_valid)
+        cur_length = Signal(16)
+        cur_first = Signal()              # the next fetch is the frame's first byte
         out_valid = Signal()
-        length = Signal(16)
-        # Fetch while a committed frame has bytes left and the output slot is free (the
+        length = Signal(16)               # the frame in the output slot (stable for a frame)
+        with m.If(~cur_valid & desc.r_rdy):
+            frame_bytes = (desc.r_data - r_ptr)[:ptr_bits]     # modulo the pointer width
+            m.d.comb += desc.r_en.eq(1)
+            rd += [cur_valid.eq(1), cur_left.eq(frame_bytes), cur_length.eq(frame_bytes),
+                   cur_first.eq(1)]
+        # Fetch while the current frame has bytes left and the output slot is free (the
         # memory's registered output is the slot: it holds while nothing is fetched).
-        avail = desc.r_rdy & (r_ptr != desc.r_data)
-        fetch = avail & (~out_valid | self.r.ready)
+        fetch = cur_valid & (~out_valid | self.r.ready)
         m.d.comb += [rport.addr.eq(r_ptr[:addr_bits]), rport.en.eq(fetch),
                      rptr_sync.i.eq(r_ptr),
                      self.r.valid.eq(out_valid),
@@ -182,12 +200,12 @@ class FrameBuffer(wiring.Component):
                      self.r.payload.error.eq(0),
                      self.r_length.eq(length)]
         with m.If(fetch):
-            rd += [r_ptr.eq(r_ptr + 1), out_valid.eq(1), at_frame_start.eq(0)]
-            with m.If(at_frame_start):
-                rd += length.eq((desc.r_data - r_ptr)[:ptr_bits])   # modulo the pointer width
-            with m.If(r_ptr + 1 == desc.r_data):
-                m.d.comb += desc.r_en.eq(1)       # the frame's last byte: retire it
-                rd += at_frame_start.eq(1)
+            rd += [r_ptr.eq(r_ptr + 1), cur_left.eq(cur_left - 1), out_valid.eq(1),
+                   cur_first.eq(0)]
+            with m.If(cur_first):
+                rd += length.eq(cur_length)
+            with m.If(cur_left == 1):
+                rd += cur_valid.eq(0)             # the frame's last byte: free the registers
         with m.Elif(self.r.ready):
             rd += out_valid.eq(0)
         return m
