@@ -77,7 +77,10 @@ TX_DEPTH = 14
 
 
 def test_tx_properties_hold(tmp_path):
-    result = check(formal.load_target("link-tx"), "bmc", TX_DEPTH, tmp_path, "link-tx")
+    # With the mode and depth `ubproto prove link-tx` picks by itself (no --mode/--depth).
+    mode, depth = formal.target_defaults("link-tx")
+    assert (mode, depth) == ("bmc", TX_DEPTH)
+    result = check(formal.load_target("link-tx"), mode, depth, tmp_path, "link-tx")
     assert result.passed, result.summary()
     held = {p.name for p in result.properties if p.kind == "assert" and p.status == "PASS"}
     assert TX_ASSERTS <= held

@@ -88,6 +88,21 @@ TARGETS = {
 MODES = ("prove", "bmc", "cover")
 #: Steps checked when ``depth`` is not given: k for k-induction, the bound for bmc/cover.
 DEFAULT_DEPTH = {"prove": 8, "bmc": 20, "cover": 20}
+#: Targets whose checks are bounded by design: the (mode, depth) ``ubproto prove TARGET``
+#: uses when ``--mode`` / ``--depth`` are not given (the depth for every mode, covers
+#: included). link-tx: k-induction would need invariants over the whole transmitter (prove
+#: answers UNKNOWN); 14 steps are where every mutant's counterexample is found
+#: (tests/test_link_formal.py, TX_DEPTH).
+TARGET_DEFAULTS = {
+    "link-tx": ("bmc", 14),
+}
+
+
+def target_defaults(target, mode=None, depth=None):
+    """(mode, depth) for ``target``, given the command line's (None = not given; a depth
+    left None means :data:`DEFAULT_DEPTH` of the mode)."""
+    t_mode, t_depth = TARGET_DEFAULTS.get(target, ("prove", None))
+    return (t_mode if mode is None else mode), (t_depth if depth is None else depth)
 DEFAULT_TIMEOUT = 600
 
 # The design under test sits in a wrapper; this is its instance name (not shown in reports).
@@ -507,11 +522,15 @@ def add_arguments(parser):
     parser.add_argument("target", nargs="?", metavar="TARGET",
                         help=f"what to check: {', '.join(TARGETS)}, or module:factory "
                              "(omit to list the targets)")
-    parser.add_argument("--mode", choices=MODES, default="prove",
-                        help="prove (k-induction, default), bmc (bounded) or cover")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="prove (k-induction, default), bmc (bounded) or cover; default "
+                             "per target: " + ", ".join(f"{t} {m}" for t, (m, _d)
+                                                        in TARGET_DEFAULTS.items()))
     parser.add_argument("--depth", type=int, default=None,
                         help="k for prove, steps for bmc/cover (default: "
-                             + ", ".join(f"{m} {d}" for m, d in DEFAULT_DEPTH.items()) + ")")
+                             + ", ".join(f"{m} {d}" for m, d in DEFAULT_DEPTH.items())
+                             + "; per target: " + ", ".join(f"{t} {d}" for t, (_m, d)
+                                                            in TARGET_DEFAULTS.items()) + ")")
     parser.add_argument("--mutant", default=None,
                         help="build a deliberately broken variant, to see a property fail")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -529,9 +548,10 @@ def run(args):
         return 0
     options = {"mutant": args.mutant} if args.mutant else {}
     design = load_target(args.target, **options)
+    mode, depth = target_defaults(args.target, args.mode, args.depth)
     label = args.target.split(":")[-1] + (f"-{args.mutant}" if args.mutant else "")
-    workdir = args.workdir or Path("build") / "formal" / f"{label}-{args.mode}"
-    result = check(design, mode=args.mode, depth=args.depth, name=_sanitize(label),
+    workdir = args.workdir or Path("build") / "formal" / f"{label}-{mode}"
+    result = check(design, mode=mode, depth=depth, name=_sanitize(label),
                    workdir=workdir, timeout=args.timeout)
     print(result.summary())
     return 0 if result.passed else 1
