@@ -104,9 +104,14 @@ def test_framer_output_equals_codec(B, max_packet):
 
     async def drain(ctx):
         await ctx.tick().repeat(100)
+        popped = False
         for _ in range(1500):
-            go = ctx.get(f.busy) or ctx.get(f.plans[0].valid)
+            # The framer's contract (as LinkTx keeps it): no start in the cycle after a plan
+            # pop, the registered head facts describe the popped packet then.
+            busy = ctx.get(f.busy)
+            go = busy or (ctx.get(f.plans[0].valid) and not popped)
             ctx.set(f.advance, go)
+            popped = go and not busy
             if go:
                 out.append((ctx.get(f.flit.data), ctx.get(f.flit.block_last)))
             await ctx.tick()

@@ -123,10 +123,20 @@ class TxQueue(wiring.Component):
         pop = self.plans.valid & self.plans.ready
         m.d.sync += plan_room.eq(plan_room - (fire & word.last) + pop)
 
+        # The word FIFO's read data is the block RAM's output, unregistered on an ECP5
+        # (DP16KD without its output register: about 5.8 ns clock-to-out), and the framer's
+        # gearbox starts from it. A register stage in front of the framer (it loads whenever
+        # it is empty or being read) keeps one word per cycle; the packet is complete in the
+        # queue before its plan shows, so the extra cycle is hidden behind the plan pipeline.
+        w_reg = Signal(FLIT_BITS)
+        w_valid = Signal()
+        w_load = Signal()
+        m.d.comb += [w_load.eq(~w_valid | self.words.ready), dfifo.r_en.eq(w_load)]
+        with m.If(w_load):
+            m.d.sync += [w_reg.eq(dfifo.r_data), w_valid.eq(dfifo.r_rdy)]
         m.d.comb += [
-            self.words.payload.eq(dfifo.r_data),
-            self.words.valid.eq(dfifo.r_rdy),
-            dfifo.r_en.eq(self.words.ready),
+            self.words.payload.eq(w_reg),
+            self.words.valid.eq(w_valid),
             self.plans.payload.eq(pfifo.r_data),
             self.plans.valid.eq(pfifo.r_rdy),
             pfifo.r_en.eq(self.plans.ready),
@@ -141,7 +151,9 @@ class Framer(wiring.Component):
     -----
     words, plans : In(...).array(num_vls)  the per-VL queues (see :class:`TxQueue`)
     start_vl : In                          VL of the next packet (used when not ``busy``)
-    advance : In(1)                        take ``flit`` this cycle (starts a packet if idle)
+    advance : In(1)                        take ``flit`` this cycle (starts a packet if idle;
+                                           not in the cycle after a plan of ``start_vl`` was
+                                           popped: the head facts are registered)
     discard : In(1)                        (idle) drop the head packet of ``start_vl``
     abort : In(1)                          drop the rest of the packet in progress (link down)
     flit : Out(FramedFlit)                 the flit ``advance`` would take
@@ -175,6 +187,19 @@ class Framer(wiring.Component):
         v = p.num_vls
         words = Array(self.words)
         plans = Array(self.plans)
+        cap_mid = FLIT_BYTES - LPH_BYTES                    # first flit, more in its block
+        cap_end = FLIT_BYTES - LPH_BYTES - BCRC_BYTES       # first flit ends its block
+        # have <= FLIT_BYTES whenever a word is pulled, so the gearbox shifts by its low bits.
+        have_bits = FLIT_BYTES.bit_length()
+
+        def cap_of(hdr_on, block_last):
+            """Payload bytes a later flit holds: LBH on flit 0 of a block, BCRC on the last."""
+            return Mux(hdr_on, Mux(block_last, FLIT_BYTES - LBH_BYTES - BCRC_BYTES,
+                                   FLIT_BYTES - LBH_BYTES),
+                       Mux(block_last, FLIT_BYTES - BCRC_BYTES, FLIT_BYTES))
+
+        def at_most(x, cap):
+            return Mux(x < cap, x, cap)
 
         busy = self.busy
         vl = self.cur_vl
@@ -185,6 +210,15 @@ class Framer(wiring.Component):
         words_left = Signal(range(self.max_words + 1))
         acc = Signal(2 * FLIT_BITS)
         have = Signal(range(2 * FLIT_BYTES + 1))
+        # Control of the flit `advance` takes next (busy), registered: computed when the
+        # previous flit was taken, so the gearbox below sees only registers (the word, the
+        # accumulator, `have`, `take`) and is just its two byte shifters.
+        take = Signal(range(FLIT_BYTES + 1))    # payload bytes in the flit
+        hdr_on = Signal()                       # the flit carries an LBH (fidx == 0)
+        block_last = Signal()                   # fidx == the block's last flit
+        last_block = Signal()                   # blk == plan.blocks_m1
+        pull = Signal()                         # a word joins the accumulator
+        last_word = Signal()                    # words_left == 1
 
         starting = Signal()
         m.d.comb += starting.eq(~busy & self.advance)
@@ -198,19 +232,56 @@ class Framer(wiring.Component):
         # bytes past the payload are already zero): the path start_vl -> flit stays short.
         # The busy path (the gearbox) never sees start_vl.
 
+        # --- facts of every queue's head packet, registered ---------------------------------
+        # What the first flit needs and the state after it, computed from each queue's head
+        # plan and registered, so a start is only a selection by start_vl. A fact is one
+        # cycle old: the scheduler's eligibility is registered the same way and ignores a
+        # queue for the cycle after its plan was popped, so a start never uses a stale one
+        # (`framer_start_facts_fresh` checks it).
+        facts_layout = data.StructLayout({
+            "pkt_last": 1, "block_last": 1,          # of the first flit
+            "remaining": range(p.max_payload + 1),   # state after the first flit ...
+            "have": range(2 * FLIT_BYTES + 1),
+            "words_left": range(self.max_words + 1),
+            "take": range(FLIT_BYTES + 1),           # ... and the second flit's control
+            "block_last2": 1, "last_block2": 1, "pull": 1, "last_word": 1,
+        })
+        facts = []
+        facts_ok = Signal(v)
+        for q in range(v):
+            e = self.plans[q].payload
+            f = Signal(facts_layout, name=f"head_facts{q}")
+            pkt_last = (e.plan.blocks_m1 == 0) & (e.plan.last_flits_m1 == 0)
+            # The first flit ends its block if the packet is one flit, or blocks are one flit.
+            bl = pkt_last if B > 1 else Const(1)
+            s_take = at_most(e.plan.nbytes, Mux(bl, cap_end, cap_mid))
+            rem = e.plan.nbytes - s_take
+            # The second flit: flit 1 of block 0, or (the first flit ended block 0) flit 0
+            # of block 1.
+            last_block2 = Mux(bl, e.plan.blocks_m1 == 1, e.plan.blocks_m1 == 0)
+            block_last2 = Mux(bl, Mux(last_block2, e.plan.last_flits_m1 == 0, B == 1),
+                              Mux(last_block2, e.plan.last_flits_m1, B - 1) == 1)
+            one_word = e.words == 1
+            small = e.plan.nbytes[:(2 * FLIT_BYTES).bit_length()]   # meaningful when one word
+            s_cap = Mux(bl, cap_end, cap_mid)
+            have2 = Mux(one_word, Mux(small > s_cap, small - s_cap, 0), FLIT_BYTES - s_cap)
+            m.d.sync += [
+                f.pkt_last.eq(pkt_last), f.block_last.eq(bl),
+                f.remaining.eq(rem), f.have.eq(have2), f.words_left.eq(e.words - 1),
+                f.take.eq(at_most(rem, cap_of(bl, block_last2))),
+                f.block_last2.eq(block_last2), f.last_block2.eq(last_block2),
+                f.pull.eq(~one_word & (e.words != 0) & (have2 <= FLIT_BYTES)),
+                f.last_word.eq(e.words == 2),
+                facts_ok[q].eq(self.plans[q].valid & ~self.plans[q].ready),
+            ]
+            facts.append(f)
+        sf = Array(facts)[self.start_vl]
+        m.d.sync += Assert(~starting | facts_ok.bit_select(self.start_vl, 1),
+                           "framer_start_facts_fresh")
+
         # --- first flit (not busy) ------------------------------------------------------
-        # The first flit ends its block if the packet is one flit, or blocks are one flit.
-        s_block_last = Signal()
-        s_pkt_last = Signal()
-        m.d.comb += [
-            s_pkt_last.eq((head.plan.blocks_m1 == 0) & (head.plan.last_flits_m1 == 0)),
-            s_block_last.eq(s_pkt_last if B > 1 else 1),
-        ]
-        cap_mid = FLIT_BYTES - LPH_BYTES                    # first flit, more in its block
-        cap_end = FLIT_BYTES - LPH_BYTES - BCRC_BYTES       # first flit ends its block
-        s_cap = Mux(s_block_last, cap_end, cap_mid)
-        s_take = Signal(range(FLIT_BYTES + 1))
-        m.d.comb += s_take.eq(Mux(head.plan.nbytes < s_cap, head.plan.nbytes, s_cap))
+        s_block_last = sf.block_last
+        s_pkt_last = sf.pkt_last
         s_lph = Signal(LAYOUTS["LPH"])
         m.d.comb += [
             s_lph.vl.eq(self.start_vl), s_lph.cfg.eq(self.cfg),
@@ -218,8 +289,8 @@ class Framer(wiring.Component):
             s_lph.plen_flits.eq(head.plan.last_flits_m1),
             s_lph.plen_pad.eq(head.plan.pad),
         ]
-        # Payload bytes past `s_take` are zero except, when the flit ends its block, the
-        # word's bytes that would land in the BCRC: cleared.
+        # Payload bytes past the first flit's are zero except, when the flit ends its block,
+        # the word's bytes that would land in the BCRC: cleared.
         s_body = Signal(FLIT_BITS)
         m.d.comb += s_body.eq(head_word >> (8 * LPH_BYTES))
         s_data = Signal(FLIT_BITS)
@@ -233,52 +304,28 @@ class Framer(wiring.Component):
         m.d.comb += s_acc.eq(Cat(Const(0, FLIT_BITS),
                                  Mux(s_block_last, head_word << (8 * cap_end),
                                      head_word << (8 * cap_mid))[:FLIT_BITS]))
-        s_have = Signal.like(have)
-        one_word = head.words == 1
-        small = head.plan.nbytes[:(2 * FLIT_BYTES).bit_length()]   # meaningful when one word
-        m.d.comb += s_have.eq(Mux(one_word, Mux(small > s_cap, small - s_cap, 0),
-                                  FLIT_BYTES - s_cap))
 
         # --- later flits (busy) -------------------------------------------------------------
         # When busy, flit 0 of a block is never the packet's first (that one is not busy).
-        last_block = Signal()
-        blen_m1 = Signal(range(B))
-        hdr = Signal(range(LPH_BYTES + 1))
-        block_last = Signal()
-        take = Signal(range(FLIT_BYTES + 1))
-        cap = Signal(range(FLIT_BYTES + 1))
-        m.d.comb += [
-            last_block.eq(blk == plan.blocks_m1),
-            blen_m1.eq(Mux(last_block, plan.last_flits_m1, B - 1)),
-            hdr.eq(Mux(fidx == 0, LBH_BYTES, 0)),
-            block_last.eq(fidx == blen_m1),
-            cap.eq(FLIT_BYTES - hdr - Mux(block_last, BCRC_BYTES, 0)),
-            take.eq(Mux(remaining < cap, remaining, cap)),
-        ]
-
         # Gearbox: the next word joins the accumulator at byte `have` (have <= 20, so it fits
         # in the 40-byte window); the flit takes the first `take` bytes of the window.
         word = words[vl]
-        pull = Signal()
-        m.d.comb += pull.eq((words_left != 0) & (have <= FLIT_BYTES))
         placed = Signal(2 * FLIT_BITS)
-        m.d.comb += placed.eq(shr_bytes(Cat(Const(0, FLIT_BITS), word.payload), have))
+        m.d.comb += placed.eq(shr_bytes(Cat(Const(0, FLIT_BITS), word.payload),
+                                        have[:have_bits]))
         window = Signal(2 * FLIT_BITS)
         m.d.comb += window.eq(acc | Mux(pull, placed, 0))
         payload = keep_top_bytes(window[FLIT_BITS:], take)
-        pulled = Signal(range(FLIT_BYTES + 1))
-        m.d.comb += pulled.eq(Mux(pull, Mux(words_left == 1, remaining - have, FLIT_BYTES), 0))
 
         lbh = Signal(LAYOUTS["LBH"])
         m.d.comb += [lbh.vl.eq(vl), lbh.cfg.eq(self.cfg)]
-        header = Mux(hdr == LBH_BYTES, Cat(Const(0, FLIT_BITS - 8 * LBH_BYTES), lbh.as_value()),
-                     0)
+        header = Cat(Const(0, FLIT_BITS - 8 * LBH_BYTES), lbh.as_value())
         b_data = Signal(FLIT_BITS)
-        m.d.comb += b_data.eq(header | shr_bytes(payload, hdr))
+        m.d.comb += b_data.eq(Mux(hdr_on, header | (payload >> (8 * LBH_BYTES)), payload))
 
         m.d.comb += [
             self.flit.data.eq(Mux(busy, b_data, s_data)),
-            self.flit.block_first.eq(~busy | (fidx == 0)),
+            self.flit.block_first.eq(~busy | hdr_on),
             self.flit.block_last.eq(Mux(busy, block_last, s_block_last)),
             self.flit.pkt_first.eq(~busy),
             self.flit.pkt_last.eq(Mux(busy, last_block & block_last, s_pkt_last)),
@@ -302,13 +349,35 @@ class Framer(wiring.Component):
         with m.If(self.discarding & words[discard_vl].valid):
             m.d.sync += discard_left.eq(discard_left - 1)
 
+        # Next flit's control after a busy flit (all from registers).
+        last_block_n = Signal()
+        block_last_n = Signal()
+        remaining_n = Signal.like(remaining)
+        have_n = Signal.like(have)
+        m.d.comb += [
+            last_block_n.eq(Mux(block_last, (blk + 1) == plan.blocks_m1, last_block)),
+            block_last_n.eq(Mux(block_last,
+                                Mux(last_block_n, plan.last_flits_m1 == 0, B == 1),
+                                (fidx + 1) == Mux(last_block, plan.last_flits_m1, B - 1))),
+            remaining_n.eq(remaining - take),
+            # A pulled word adds FLIT_BYTES, the packet's last word what is left of it (so
+            # the window then holds exactly the rest of the payload).
+            have_n.eq(Mux(pull, Mux(last_word, remaining - take, have + FLIT_BYTES - take),
+                          have - take)),
+        ]
         with m.If(self.advance & busy):
             m.d.sync += [
                 acc.eq(shl_bytes(window, take)),
-                have.eq(have + pulled - take),
-                remaining.eq(remaining - take),
+                have.eq(have_n),
+                remaining.eq(remaining_n),
                 words_left.eq(words_left - pull),
                 busy.eq(~(last_block & block_last)),
+                hdr_on.eq(block_last),
+                last_block.eq(last_block_n),
+                block_last.eq(block_last_n),
+                take.eq(at_most(remaining_n, cap_of(block_last, block_last_n))),
+                pull.eq(Mux(pull, ~last_word, words_left != 0) & (have_n <= FLIT_BYTES)),
+                last_word.eq(Mux(pull, words_left == 2, last_word)),
             ]
             with m.If(block_last):
                 m.d.sync += [fidx.eq(0), blk.eq(blk + 1)]
@@ -317,12 +386,18 @@ class Framer(wiring.Component):
         with m.If(starting):
             m.d.sync += [
                 acc.eq(s_acc),
-                have.eq(s_have),
-                remaining.eq(head.plan.nbytes - s_take),
-                words_left.eq(head.words - 1),
+                have.eq(sf.have),
+                remaining.eq(sf.remaining),
+                words_left.eq(sf.words_left),
                 busy.eq(~s_pkt_last),
                 fidx.eq(Mux(s_block_last, 0, 1)),
                 blk.eq(Mux(s_block_last, 1, 0)),
+                hdr_on.eq(s_block_last),
+                last_block.eq(sf.last_block2),
+                block_last.eq(sf.block_last2),
+                take.eq(sf.take),
+                pull.eq(sf.pull),
+                last_word.eq(sf.last_word),
                 plan.eq(head.plan), vl.eq(self.start_vl),
             ]
         with m.Elif(self.discard & ~busy & ~self.discarding):
