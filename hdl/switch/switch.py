@@ -14,7 +14,8 @@ Timing: the allocator's matching is registered (a "pending grant" per input) and
 granted input issues its first buffer read in the next cycle; the word leaves the block RAM
 one cycle after its read; the crossbar is the multiplexer behind the RAM outputs (no extra
 register), so ``tx`` shows the first flit two cycles after the grant. Requests are computed
-for the state after the current cycle, so one-flit packets still go out every cycle.
+for the state after the current cycle's *planned* reads (registers only, no tx.ready), and a
+grant is kept only where the plan held, so one-flit packets still go out every cycle.
 Back-pressure on ``tx`` holds the RAM output (and the input) until the flit is taken.
 """
 
@@ -200,6 +201,13 @@ class Switch(wiring.Component):
         # unless tx back-pressure or missing credit stops it. The allocator works on the state
         # after the planned reads (speculation), so none of tx.ready, the credit check or the
         # start logic is in front of it; its grants are kept only where the plan held.
+        # The plan (whether, from which queue and for which output) is kept in registers of
+        # its own, loaded at the clock edge with the value the in_busy/pend multiplexers would
+        # give in the next cycle (checked below): the allocator's cone starts one level later.
+        plan_r = [Signal(name=f"plan{i}") for i in range(n)]
+        plan_out = [Signal(range(n), name=f"plan_out{i}") for i in range(n)]
+        plan_queue = [Signal(range(nq), name=f"plan_queue{i}") for i in range(n)]
+        plan_ok = 1
         issued_to = [[None] * n for _ in range(n)]   # issued_to[i][o]: input i reads for o
         planned_to = [[None] * n for _ in range(n)]  # the same for the planned read
         last_of, issue_of, plan_of, start_of, cancel_of = [], [], [], [], []
@@ -218,17 +226,19 @@ class Switch(wiring.Component):
             m.d.comb += [start.eq(pend[i] & in_adv[i] & out_clear.bit_select(pend_out[i], 1)
                                   & credit),
                          cancel.eq(pend[i] & ~credit)]
-            plan = Signal(name=f"plan{i}")
+            plan = plan_r[i]
             issue = Signal(name=f"issue{i}")
             out = Signal(range(n), name=f"issue_out{i}")
             vl = Signal(range(nv), name=f"issue_vl{i}")
             queue = Signal(range(nq), name=f"issue_queue{i}")
+            plan_ok = plan_ok & (plan == (in_busy[i] | pend[i])) & (
+                ~plan | ((plan_out[i] == Mux(in_busy[i], d_out[i], pend_out[i]))
+                         & (plan_queue[i] == Mux(in_busy[i], in_queue[i], pend_queue[i]))))
             m.d.comb += [
-                plan.eq(in_busy[i] | pend[i]),
                 issue.eq(go_on | start),
-                out.eq(Mux(in_busy[i], d_out[i], pend_out[i])),
+                out.eq(plan_out[i]),
                 vl.eq(Mux(in_busy[i], d_vl[i], pend_vl[i])),
-                queue.eq(Mux(in_busy[i], in_queue[i], pend_queue[i])),
+                queue.eq(plan_queue[i]),
                 voq[i].rd_en.eq(issue),
                 voq[i].rd_plan.eq(plan),
                 voq[i].rd_queue.eq(queue),
@@ -247,6 +257,8 @@ class Switch(wiring.Component):
             plan_of.append(plan)
             start_of.append(start)
             cancel_of.append(cancel)
+
+        m.d.comb += Assert(plan_ok, "plan_registers_match")
 
         # A grant goes only to an input without one (or whose one ends now), and only to an
         # idle input: a pending grant never coexists with a packet being read.
@@ -350,6 +362,14 @@ class Switch(wiring.Component):
                              pend_queue[i].eq(g_queue)]
             with m.Elif(start_of[i] | cancel_of[i]):
                 m.d.sync += pend[i].eq(0)
+            # Next cycle's plan: a kept grant (its input is idle then), else the packet being
+            # read goes on (in_busy) or the pending grant waits; either way the same output and
+            # queue as this cycle's read.
+            busy_next = Mux(issue_of[i], ~last_of[i], in_busy[i])
+            pend_next = kept[i].any() | (pend[i] & ~start_of[i] & ~cancel_of[i])
+            m.d.sync += [plan_r[i].eq(busy_next | pend_next),
+                         plan_out[i].eq(Mux(kept[i].any(), g_out, plan_out[i])),
+                         plan_queue[i].eq(Mux(kept[i].any(), g_queue, plan_queue[i]))]
         for o in range(n):
             granted_here = Cat(*(kept[i][o] for i in range(n))).any()
             m.d.comb += sched[o].start.eq(granted_here)
