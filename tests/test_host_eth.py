@@ -143,11 +143,13 @@ def test_mac_rx_delivers_good_frames_and_counts_bad_ones():
 
 # --- the frame buffer (store-and-forward + clock crossing) in the Amaranth simulator ---------
 
-@pytest.mark.parametrize("domains", ["one", "two"])
-def test_frame_buffer_forwards_good_frames_whole_and_counts_the_rest(domains):
+@pytest.mark.parametrize("domains,output_stage", [("one", False), ("two", False),
+                                                   ("two", True)])
+def test_frame_buffer_forwards_good_frames_whole_and_counts_the_rest(domains, output_stage):
     # Random frames, some marked bad by the writer, written with gaps, read with random
     # back-pressure: the reader sees exactly the good frames, each byte with its frame's
-    # length on ``r_length``, and the counters say what happened to the others.
+    # length on ``r_length`` (the variant with the registered RAM output has none), and the
+    # counters say what happened to the others.
     from amaranth.hdl import ClockDomain, Module
     from ubproto.hdl.host.eth.buffer import FrameBuffer
     rng = random.Random(SEED)
@@ -156,7 +158,7 @@ def test_frame_buffer_forwards_good_frames_whole_and_counts_the_rest(domains):
     m = Module()
     if two:
         m.domains.mac = ClockDomain()
-    m.submodules.buf = buf = FrameBuffer(depth, descriptors=4,
+    m.submodules.buf = buf = FrameBuffer(depth, descriptors=4, output_stage=output_stage,
                                          r_domain="mac" if two else "sync")
     frames = [(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 90))),
                rng.random() < 0.25) for _ in range(60)]
@@ -194,7 +196,8 @@ def test_frame_buffer_forwards_good_frames_whole_and_counts_the_rest(domains):
             if ready and ctx.get(buf.r.valid):
                 idle = 0
                 current.append(ctx.get(buf.r.payload.data))
-                lengths.add(ctx.get(buf.r_length))
+                if not output_stage:
+                    lengths.add(ctx.get(buf.r_length))
                 if ctx.get(buf.r.payload.last):
                     received.append((bytes(current), lengths))
                     current, lengths = [], set()
@@ -211,19 +214,23 @@ def test_frame_buffer_forwards_good_frames_whole_and_counts_the_rest(domains):
     sim.run()
     good = [data for data, bad in frames if not bad and len(data) <= depth]
     assert [data for data, _ in received] == good
-    wrong_length = [(len(data), seen) for data, seen in received if seen != {len(data)}]
+    wrong_length = [(len(data), seen) for data, seen in received
+                    if not output_stage and seen != {len(data)}]
     assert not wrong_length, wrong_length[:4]
     assert counters == {"frames": len(good), "errors": sum(bad for _, bad in frames),
                         "overflows": 1}
 
 
 
-def test_frame_buffer_takes_a_frame_of_exactly_w_room_bytes():
+@pytest.mark.parametrize("output_stage", [False, True])
+def test_frame_buffer_takes_a_frame_of_exactly_w_room_bytes(output_stage):
     # The writer's promise: a frame no longer than ``w_room`` is never dropped, even when
     # it fills the ring to the last byte the buffer allows (the reader stalled meanwhile).
+    # And the reader's: a frame comes out one byte per cycle, with no gap (a MAC
+    # transmitter must not underrun).
     from ubproto.hdl.host.eth.buffer import FrameBuffer
     depth = 64
-    buf = FrameBuffer(depth, descriptors=4)
+    buf = FrameBuffer(depth, descriptors=4, output_stage=output_stage)
     got = {}
 
     async def bench(ctx):
@@ -240,15 +247,18 @@ def test_frame_buffer_takes_a_frame_of_exactly_w_room_bytes():
         await ctx.tick().repeat(8)
         got.update(room=room, frames=ctx.get(buf.frames), overflows=ctx.get(buf.overflows))
         ctx.set(buf.r.ready, 1)
-        out = []
-        for _ in range(2 * depth):
+        out, cycles = [], []
+        for cycle in range(2 * depth):
             if ctx.get(buf.r.valid):
                 out.append(ctx.get(buf.r.payload.data))
+                cycles.append(cycle)
             await ctx.tick()
         got["data"] = bytes(out) == data
+        got["gapless"] = cycles == list(range(cycles[0], cycles[0] + len(data)))
 
     _run(buf, bench)
-    assert got == {"room": depth - 2, "frames": 1, "overflows": 0, "data": True}
+    assert got == {"room": depth - 2, "frames": 1, "overflows": 0, "data": True,
+                   "gapless": True}
 
 # --- the whole board under Verilator: good and malformed frames ------------------------------
 

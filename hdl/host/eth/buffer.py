@@ -17,7 +17,7 @@ cycle), so the writer's view of free space is always conservative. With one doma
 sides the same structure simply adds two cycles of latency.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, DomainRenamer, Module, Signal
 from amaranth.lib import cdc, wiring
 from amaranth.lib.fifo import AsyncFIFO, SyncFIFO
 from amaranth.lib.memory import Memory
@@ -71,6 +71,34 @@ class GraySync(wiring.Component):
         m.d[self.o_domain] += self.o.eq(from_gray(m, gray_o))
         return m
 
+    def _queued_output(self, m, rport, fetch_wanted):
+        """The read side with ``output_stage``: RAM read -> a register at the RAM's output
+        with no logic before it -> a small queue -> ``r``. On ECP5 the block RAM's output
+        (unregistered) arrives 5.8 ns after the clock; any multiplexer between it and a
+        flip-flop broke the 8 ns of the MAC's 125 MHz clock. ``fetch_wanted``: the current
+        frame has bytes left. Returns ``fetch``."""
+        rd = m.d[self.r_domain]
+        m.submodules.out_queue = queue = DomainRenamer({"sync": self.r_domain})(
+            SyncFIFO(width=9, depth=self.OUTPUT_QUEUE))
+        reading = Signal()                # a fetch was issued last cycle: RAM data is valid
+        captured = Signal(9)
+        captured_valid = Signal()
+        in_flight = Signal(range(self.OUTPUT_QUEUE + 1))
+        m.d.comb += in_flight.eq(queue.level + reading + captured_valid)
+        fetch = Signal()
+        m.d.comb += [fetch.eq(fetch_wanted & (in_flight < self.OUTPUT_QUEUE)),
+                     rport.en.eq(fetch)]
+        rd += [reading.eq(fetch), captured_valid.eq(reading)]
+        with m.If(reading):
+            rd += captured.eq(rport.data)
+        m.d.comb += [queue.w_en.eq(captured_valid), queue.w_data.eq(captured),
+                     self.r.valid.eq(queue.r_rdy),
+                     self.r.payload.data.eq(queue.r_data[:8]),
+                     self.r.payload.last.eq(queue.r_data[8]),
+                     self.r.payload.error.eq(0),
+                     queue.r_en.eq(self.r.ready)]
+        return fetch
+
 
 class FrameBuffer(wiring.Component):
     """See the module docstring.
@@ -86,21 +114,32 @@ class FrameBuffer(wiring.Component):
                                because the writer marked them bad (w_domain)
     """
 
-    def __init__(self, depth=4096, *, descriptors=16, w_domain="sync", r_domain="sync"):
+    #: Entries of the read queue behind the block RAM with ``output_stage``: the RAM read and
+    #: the register at its output are two bytes in flight, so four entries keep one byte per
+    #: cycle flowing.
+    OUTPUT_QUEUE = 4
+
+    def __init__(self, depth=4096, *, descriptors=16, w_domain="sync", r_domain="sync",
+                 output_stage=False):
         if depth < 64 or depth & (depth - 1):
             raise ConfigError(f"FrameBuffer depth must be a power of two >= 64, got {depth}")
         self.depth = depth
         self.descriptors = descriptors
         self.w_domain, self.r_domain = w_domain, r_domain
-        super().__init__({
+        self.output_stage = output_stage
+        members = {
             "w": In(byte_stream()),
             "w_room": Out(range(depth + 1)),
             "r": Out(byte_stream()),
-            "r_length": Out(16),
             "frames": Out(_COUNTER_BITS),
             "overflows": Out(_COUNTER_BITS),
             "errors": Out(_COUNTER_BITS),
-        })
+        }
+        if not output_stage:
+            # With the output queue, several frames' bytes can be in flight at once; nothing
+            # reading through it needs the length (the MAC transmitter does not).
+            members["r_length"] = Out(16)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -189,23 +228,55 @@ class FrameBuffer(wiring.Component):
             m.d.comb += desc.r_en.eq(1)
             rd += [cur_valid.eq(1), cur_left.eq(frame_bytes), cur_length.eq(frame_bytes),
                    cur_first.eq(1)]
-        # Fetch while the current frame has bytes left and the output slot is free (the
-        # memory's registered output is the slot: it holds while nothing is fetched).
-        fetch = cur_valid & (~out_valid | self.r.ready)
-        m.d.comb += [rport.addr.eq(r_ptr[:addr_bits]), rport.en.eq(fetch),
-                     rptr_sync.i.eq(r_ptr),
-                     self.r.valid.eq(out_valid),
-                     self.r.payload.data.eq(rport.data[:8]),
-                     self.r.payload.last.eq(rport.data[8]),
-                     self.r.payload.error.eq(0),
-                     self.r_length.eq(length)]
+        m.d.comb += [rport.addr.eq(r_ptr[:addr_bits]), rptr_sync.i.eq(r_ptr)]
+        if self.output_stage:
+            fetch = self._queued_output(m, rport, cur_valid)
+        else:
+            # Fetch while the current frame has bytes left and the output slot is free (the
+            # memory's registered output is the slot: it holds while nothing is fetched).
+            fetch = cur_valid & (~out_valid | self.r.ready)
+            m.d.comb += [rport.en.eq(fetch),
+                         self.r.valid.eq(out_valid),
+                         self.r.payload.data.eq(rport.data[:8]),
+                         self.r.payload.last.eq(rport.data[8]),
+                         self.r.payload.error.eq(0),
+                         self.r_length.eq(length)]
+            with m.If(fetch):
+                rd += out_valid.eq(1)
+            with m.Elif(self.r.ready):
+                rd += out_valid.eq(0)
         with m.If(fetch):
-            rd += [r_ptr.eq(r_ptr + 1), cur_left.eq(cur_left - 1), out_valid.eq(1),
-                   cur_first.eq(0)]
+            rd += [r_ptr.eq(r_ptr + 1), cur_left.eq(cur_left - 1), cur_first.eq(0)]
             with m.If(cur_first):
                 rd += length.eq(cur_length)
             with m.If(cur_left == 1):
                 rd += cur_valid.eq(0)             # the frame's last byte: free the registers
-        with m.Elif(self.r.ready):
-            rd += out_valid.eq(0)
         return m
+
+    def _queued_output(self, m, rport, fetch_wanted):
+        """The read side with ``output_stage``: RAM read -> a register at the RAM's output
+        with no logic before it -> a small queue -> ``r``. On ECP5 the block RAM's output
+        (unregistered) arrives 5.8 ns after the clock; any multiplexer between it and a
+        flip-flop broke the 8 ns of the MAC's 125 MHz clock. ``fetch_wanted``: the current
+        frame has bytes left. Returns ``fetch``."""
+        rd = m.d[self.r_domain]
+        m.submodules.out_queue = queue = DomainRenamer({"sync": self.r_domain})(
+            SyncFIFO(width=9, depth=self.OUTPUT_QUEUE))
+        reading = Signal()                # a fetch was issued last cycle: RAM data is valid
+        captured = Signal(9)
+        captured_valid = Signal()
+        in_flight = Signal(range(self.OUTPUT_QUEUE + 1))
+        m.d.comb += in_flight.eq(queue.level + reading + captured_valid)
+        fetch = Signal()
+        m.d.comb += [fetch.eq(fetch_wanted & (in_flight < self.OUTPUT_QUEUE)),
+                     rport.en.eq(fetch)]
+        rd += [reading.eq(fetch), captured_valid.eq(reading)]
+        with m.If(reading):
+            rd += captured.eq(rport.data)
+        m.d.comb += [queue.w_en.eq(captured_valid), queue.w_data.eq(captured),
+                     self.r.valid.eq(queue.r_rdy),
+                     self.r.payload.data.eq(queue.r_data[:8]),
+                     self.r.payload.last.eq(queue.r_data[8]),
+                     self.r.payload.error.eq(0),
+                     queue.r_en.eq(self.r.ready)]
+        return fetch

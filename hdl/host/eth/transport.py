@@ -80,7 +80,8 @@ class EthernetTransport(wiring.Component):
         self.mac_rx = MacRx(max_frame=max_frame)
         self.mac_tx = MacTx()
         self.rx_buffer = FrameBuffer(rx_buffer, w_domain=mac_domain, r_domain="sync")
-        self.tx_buffer = FrameBuffer(tx_buffer, w_domain="sync", r_domain=mac_domain)
+        self.tx_buffer = FrameBuffer(tx_buffer, w_domain="sync", r_domain=mac_domain,
+                                     output_stage=True)
         self.stack = EthernetStack(mac_address=mac_address, ip_address=ip_address,
                                    bridge_port=bridge_port, data_port=data_port)
         super().__init__({
@@ -118,9 +119,9 @@ class EthernetTransport(wiring.Component):
         wiring.connect(m, rx_stage.o, rx_buf.w)
         wiring.connect(m, rx_buf.r, stack.rx)
         wiring.connect(m, stack.tx, tx_buf.w)
-        # A register stage between the buffer's block RAM output and the MAC: the RAM's
-        # clock-to-out (~5.8 ns on ECP5) followed by the MAC's byte decisions and the FCS
-        # update did not fit the 8 ns of the 125 MHz clock.
+        # The transmit buffer registers its block RAM output (``output_stage``: the RAM's
+        # clock-to-out is ~5.8 ns on ECP5); this stage then separates the buffer's output
+        # queue from the MAC's byte decisions and FCS update (8 ns at 125 MHz).
         m.submodules.tx_skid = tx_skid = rename(SkidBuffer(byte_stream()))
         wiring.connect(m, tx_buf.r, tx_skid.i)
         wiring.connect(m, tx_skid.o, mac_tx.frames)
