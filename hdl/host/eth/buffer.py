@@ -71,34 +71,6 @@ class GraySync(wiring.Component):
         m.d[self.o_domain] += self.o.eq(from_gray(m, gray_o))
         return m
 
-    def _queued_output(self, m, rport, fetch_wanted):
-        """The read side with ``output_stage``: RAM read -> a register at the RAM's output
-        with no logic before it -> a small queue -> ``r``. On ECP5 the block RAM's output
-        (unregistered) arrives 5.8 ns after the clock; any multiplexer between it and a
-        flip-flop broke the 8 ns of the MAC's 125 MHz clock. ``fetch_wanted``: the current
-        frame has bytes left. Returns ``fetch``."""
-        rd = m.d[self.r_domain]
-        m.submodules.out_queue = queue = DomainRenamer({"sync": self.r_domain})(
-            SyncFIFO(width=9, depth=self.OUTPUT_QUEUE))
-        reading = Signal()                # a fetch was issued last cycle: RAM data is valid
-        captured = Signal(9)
-        captured_valid = Signal()
-        in_flight = Signal(range(self.OUTPUT_QUEUE + 1))
-        m.d.comb += in_flight.eq(queue.level + reading + captured_valid)
-        fetch = Signal()
-        m.d.comb += [fetch.eq(fetch_wanted & (in_flight < self.OUTPUT_QUEUE)),
-                     rport.en.eq(fetch)]
-        rd += [reading.eq(fetch), captured_valid.eq(reading)]
-        with m.If(reading):
-            rd += captured.eq(rport.data)
-        m.d.comb += [queue.w_en.eq(captured_valid), queue.w_data.eq(captured),
-                     self.r.valid.eq(queue.r_rdy),
-                     self.r.payload.data.eq(queue.r_data[:8]),
-                     self.r.payload.last.eq(queue.r_data[8]),
-                     self.r.payload.error.eq(0),
-                     queue.r_en.eq(self.r.ready)]
-        return fetch
-
 
 class FrameBuffer(wiring.Component):
     """See the module docstring.
