@@ -191,21 +191,19 @@ class FrameBuffer(wiring.Component):
         r_ptr = Signal(ptr_bits)          # next byte to fetch
         cur_valid = Signal()              # a committed frame is being fetched
         cur_left = Signal(ptr_bits)       # its bytes not yet fetched (>= 1 while cur_valid)
-        cur_length = Signal(16)
-        cur_first = Signal()              # the next fetch is the frame's first byte
-        out_valid = Signal()
-        length = Signal(16)               # the frame in the output slot (stable for a frame)
         with m.If(~cur_valid & desc.r_rdy):
             frame_bytes = (desc.r_data - r_ptr)[:ptr_bits]     # modulo the pointer width
             m.d.comb += desc.r_en.eq(1)
-            rd += [cur_valid.eq(1), cur_left.eq(frame_bytes), cur_length.eq(frame_bytes),
-                   cur_first.eq(1)]
+            rd += [cur_valid.eq(1), cur_left.eq(frame_bytes)]
         m.d.comb += [rport.addr.eq(r_ptr[:addr_bits]), rptr_sync.i.eq(r_ptr)]
         if self.output_stage:
             fetch = self._queued_output(m, rport, cur_valid)
         else:
             # Fetch while the current frame has bytes left and the output slot is free (the
             # memory's registered output is the slot: it holds while nothing is fetched).
+            out_valid = Signal()
+            cur_first = Signal()          # the next fetch is the frame's first byte
+            length = Signal(16)           # the frame in the output slot (stable for a frame)
             fetch = cur_valid & (~out_valid | self.r.ready)
             m.d.comb += [rport.en.eq(fetch),
                          self.r.valid.eq(out_valid),
@@ -213,14 +211,16 @@ class FrameBuffer(wiring.Component):
                          self.r.payload.last.eq(rport.data[8]),
                          self.r.payload.error.eq(0),
                          self.r_length.eq(length)]
+            with m.If(~cur_valid & desc.r_rdy):
+                rd += cur_first.eq(1)
             with m.If(fetch):
-                rd += out_valid.eq(1)
+                rd += [out_valid.eq(1), cur_first.eq(0)]
+                with m.If(cur_first):     # before the first fetch, cur_left is the length
+                    rd += length.eq(cur_left)
             with m.Elif(self.r.ready):
                 rd += out_valid.eq(0)
         with m.If(fetch):
-            rd += [r_ptr.eq(r_ptr + 1), cur_left.eq(cur_left - 1), cur_first.eq(0)]
-            with m.If(cur_first):
-                rd += length.eq(cur_length)
+            rd += [r_ptr.eq(r_ptr + 1), cur_left.eq(cur_left - 1)]
             with m.If(cur_left == 1):
                 rd += cur_valid.eq(0)             # the frame's last byte: free the registers
         return m
