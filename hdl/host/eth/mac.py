@@ -93,63 +93,77 @@ class MacRx(wiring.Component):
         gmii = self.gmii
         count = {name: getattr(self, f"count_{name}") for name in RX_COUNTERS}
 
+        # Input stage (one clock of latency): the GMII byte and what it is (SFD, preamble)
+        # are registered here, so the receiver's state and the FCS register's start/enable
+        # come from flip-flops. Comparing the byte in the same clock as the state decision
+        # and the CRC update was the eth domain's critical path at 125 MHz (8.65 ns).
+        data = Signal(8)
+        dv = Signal()
+        er = Signal()
+        is_sfd = Signal()
+        is_preamble = Signal()
+        m.d.sync += [data.eq(gmii.rx_data), dv.eq(gmii.rx_dv), er.eq(gmii.rx_er),
+                     is_sfd.eq(gmii.rx_data == SFD_BYTE),
+                     is_preamble.eq(gmii.rx_data == PREAMBLE_BYTE)]
+
+        # Receiver state as two flags instead of an FSM, so the next state is an expression
+        # the FCS enable below can be computed from one clock ahead.
+        in_frame = Signal()      # between the SFD and the end of rx_dv
+        skipping = Signal()      # a frame that did not start with preamble + SFD
+        idle = ~in_frame & ~skipping
+        starts = idle & dv & is_sfd
+        bad_start = idle & dv & ~is_sfd & ~is_preamble
+        in_frame_next = Signal()
+        m.d.comb += in_frame_next.eq(starts | (in_frame & dv))
+        m.d.sync += [in_frame.eq(in_frame_next),
+                     skipping.eq(bad_start | (skipping & dv))]
+        # The FCS takes a byte in every clock of the frame after the SFD: registered from
+        # the next state and the next byte's rx_dv (the input stage's D input).
+        fcs_take = Signal()
+        m.d.sync += fcs_take.eq(in_frame_next & gmii.rx_dv)
+        m.d.comb += [fcs.data.eq(data), fcs.valid.eq(fcs_take), fcs.start.eq(idle)]
+
         delay = [Signal(8, name=f"delay{i}") for i in range(_RX_DELAY)]   # delay[0] newest
         length = Signal(range(self.max_frame + 2))   # saturates one past the limit
         phy_error = Signal()
 
         # The byte leaving is always the oldest in the delay line (combinational, so the
         # closing byte with the verdict leaves in the very cycle the frame ends).
-        m.d.comb += [fcs.data.eq(gmii.rx_data),
-                     self.frames.payload.data.eq(delay[_RX_DELAY - 1])]
+        m.d.comb += self.frames.payload.data.eq(delay[_RX_DELAY - 1])
 
-        with m.FSM(name="rx"):
-            with m.State("IDLE"):
-                with m.If(gmii.rx_dv):
-                    with m.If(gmii.rx_data == SFD_BYTE):
-                        m.d.comb += fcs.start.eq(1)
-                        m.d.sync += [length.eq(0), phy_error.eq(gmii.rx_er)]
-                        m.next = "DATA"
-                    with m.Elif(gmii.rx_data == PREAMBLE_BYTE):
-                        pass
-                    with m.Else():
-                        m.d.sync += count["bad_preamble"].eq(count["bad_preamble"] + 1)
-                        m.next = "SKIP"
-            with m.State("SKIP"):        # a frame that did not start with preamble + SFD
-                with m.If(~gmii.rx_dv):
-                    m.next = "IDLE"
-            with m.State("DATA"):
-                with m.If(gmii.rx_dv):
-                    m.d.comb += fcs.valid.eq(1)
-                    m.d.sync += [delay[0].eq(gmii.rx_data),
-                                 *(delay[i].eq(delay[i - 1]) for i in range(1, _RX_DELAY))]
-                    with m.If(length <= self.max_frame):
-                        m.d.sync += length.eq(length + 1)
-                    with m.If(gmii.rx_er):
-                        m.d.sync += phy_error.eq(1)
-                    # The oldest byte leaves once it is known not to be FCS or the last byte.
-                    with m.If(length >= _RX_DELAY):
-                        m.d.comb += self.frames.valid.eq(1)
-                with m.Else():
-                    # End of frame: the FCS residue covers every byte now.
-                    runt = length < MIN_FRAME
-                    oversize = length > self.max_frame
-                    bad_fcs = ~fcs.match_detected
-                    with m.If(phy_error):
-                        m.d.sync += count["drops_phy_error"].eq(count["drops_phy_error"] + 1)
-                    with m.Elif(runt):
-                        m.d.sync += count["drops_runt"].eq(count["drops_runt"] + 1)
-                    with m.Elif(oversize):
-                        m.d.sync += count["drops_oversize"].eq(count["drops_oversize"] + 1)
-                    with m.Elif(bad_fcs):
-                        m.d.sync += count["drops_fcs"].eq(count["drops_fcs"] + 1)
-                    with m.Else():
-                        m.d.sync += count["frames"].eq(count["frames"] + 1)
-                    # One closing byte carries the verdict (for a frame shorter than the delay
-                    # line it is the only byte, and always an error).
-                    m.d.comb += [self.frames.valid.eq(1), self.frames.payload.last.eq(1),
-                                 self.frames.payload.error.eq(phy_error | runt | oversize |
-                                                              bad_fcs)]
-                    m.next = "IDLE"
+        with m.If(starts):
+            m.d.sync += [length.eq(0), phy_error.eq(er)]
+        with m.If(bad_start):
+            m.d.sync += count["bad_preamble"].eq(count["bad_preamble"] + 1)
+        with m.If(in_frame & dv):
+            m.d.sync += [delay[0].eq(data),
+                         *(delay[i].eq(delay[i - 1]) for i in range(1, _RX_DELAY))]
+            with m.If(length <= self.max_frame):
+                m.d.sync += length.eq(length + 1)
+            with m.If(er):
+                m.d.sync += phy_error.eq(1)
+            # The oldest byte leaves once it is known not to be FCS or the last byte.
+            with m.If(length >= _RX_DELAY):
+                m.d.comb += self.frames.valid.eq(1)
+        with m.If(in_frame & ~dv):
+            # End of frame: the FCS residue covers every byte now.
+            runt = length < MIN_FRAME
+            oversize = length > self.max_frame
+            bad_fcs = ~fcs.match_detected
+            with m.If(phy_error):
+                m.d.sync += count["drops_phy_error"].eq(count["drops_phy_error"] + 1)
+            with m.Elif(runt):
+                m.d.sync += count["drops_runt"].eq(count["drops_runt"] + 1)
+            with m.Elif(oversize):
+                m.d.sync += count["drops_oversize"].eq(count["drops_oversize"] + 1)
+            with m.Elif(bad_fcs):
+                m.d.sync += count["drops_fcs"].eq(count["drops_fcs"] + 1)
+            with m.Else():
+                m.d.sync += count["frames"].eq(count["frames"] + 1)
+            # One closing byte carries the verdict (for a frame shorter than the delay
+            # line it is the only byte, and always an error).
+            m.d.comb += [self.frames.valid.eq(1), self.frames.payload.last.eq(1),
+                         self.frames.payload.error.eq(phy_error | runt | oversize | bad_fcs)]
         return m
 
 
