@@ -14,6 +14,9 @@ Receive, and why it looks the way it does:
 
 * The stream out is not back-pressured: GMII cannot wait. A frame buffer behind the MAC
   (:class:`~.buffer.FrameBuffer`) keeps only frames the MAC vouches for.
+* The GMII inputs pass one register first (with the "is SFD" and "is preamble" decisions
+  made in front of it), so the receiver's state and the FCS register's start/enable come
+  from flip-flops: that is what lets the MAC close timing at 125 MHz.
 * The FCS is only known after the frame, so bytes leave five bytes late: when the frame
   ends, the delay line holds the last data byte and the four FCS bytes, and the last data
   byte leaves with ``last`` and the verdict in ``error``. The FCS never leaves the MAC.
