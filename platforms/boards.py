@@ -10,20 +10,28 @@ and their timing target is that clock. Ethernet designs run the core, the design
 test and the ARP/IPv4/UDP stack on the default clock too, and the MAC in an ``eth`` domain
 clocked by the PHY's 125 MHz RGMII receive clock (:mod:`ubproto.hdl.host.eth.rgmii`); the
 frame buffers of :mod:`ubproto.hdl.host.eth.transport` cross between the two.
+
+Pin links (design parameter ``link_pins=connector``, design ``scaleup-link``): a board with a
+:class:`PinLinkMap` (the ULX3S: its GPIO header) carries the ``switch-links`` dut's link port
+to a second board. The transmit pins leave from IO flip-flops on the local clock, with the
+clock itself forwarded on its own pin (an ``ODDRX1F``-style DDR output driven 0 then 1, so
+its rising edge sits in the middle of each data bit); the receive pins are sampled by IO
+flip-flops in a ``linkrx`` domain clocked by the peer's forwarded clock (docs/scaleup.md).
 """
 
 import importlib
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, Elaboratable, Module
+from amaranth.build import Attrs, Pins, Resource, Subsignal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Module
 from amaranth.lib import io, wiring
 
 from ..config import HilConfig
 from ..errors import ConfigError
 from ..hdl.host.core import HilCore
 from ..hdl.host.uart import SerialTransport
-from .designs import (DESIGNS, _dut_entry, csr_components, default_dut, get_design,
-                      traffic_key_byte)
+from .designs import (DESIGNS, LINK_PINS, Dut, _dut_entry, build_links_dut, csr_components,
+                      default_dut, get_design, traffic_key_byte)
 from .designs.lanes import TrafficGen
 from .designs.scaleout import ScaleoutSwitch
 from ..hdl.host.eth.rgmii import RgmiiPhy
@@ -33,7 +41,67 @@ ETH_DOMAIN = "eth"
 #: RGMII line clock at 1000 Mb/s.
 RGMII_CLOCK_HZ = 125e6
 
-__all__ = ["BoardTarget", "BOARDS", "get_board", "BoardTop"]
+#: Clock domain of a pin link's receive pins (clocked by the peer's forwarded clock).
+LINK_RX_DOMAIN = "linkrx"
+
+__all__ = ["BoardTarget", "BOARDS", "get_board", "BoardTop", "PinLinkMap", "ULX3S_PIN_LINK",
+           "LINK_RX_DOMAIN"]
+
+
+@dataclass(frozen=True)
+class PinLinkMap:
+    """Where a board's pin link goes on one of its amaranth-boards connectors.
+
+    ``tx``/``rx``: connector pin names in signal order -- frame, kind, then data bit 0, 1, ...
+    (a build with fewer data pins uses the first ones); ``tx_clk``/``rx_clk``: the forwarded
+    clock out and in. A cable joins this board's ``tx_clk``/``tx[i]`` to the peer's
+    ``rx_clk``/``rx[i]`` and the other way round (docs/scaleup.md). ``header``: how the pins
+    are named on the board (for the docs and errors).
+    """
+    connector: tuple
+    tx_clk: str
+    tx: tuple
+    rx_clk: str
+    rx: tuple
+    header: str
+    #: Single-ended I/O standard of every pin (docs/scaleup.md says why not LVDS).
+    io_type: str = "LVCMOS33"
+
+    @property
+    def max_data_pins(self):
+        from .designs.pinlink import SIDE_PINS
+        return min(len(self.tx), len(self.rx)) - SIDE_PINS
+
+    def resource(self, data_pins, name="pinlink"):
+        from .designs.pinlink import SIDE_PINS
+        n = data_pins + SIDE_PINS
+        conn = self.connector
+        out = Attrs(IO_TYPE=self.io_type, DRIVE="8", SLEWRATE="FAST")
+        inp = Attrs(IO_TYPE=self.io_type, PULLMODE="DOWN")    # unplugged reads 0: no marks
+        return Resource(name, 0,
+                        Subsignal("tx_clk", Pins(self.tx_clk, conn=conn, dir="o"), out),
+                        Subsignal("tx", Pins(" ".join(self.tx[:n]), conn=conn, dir="o"), out),
+                        Subsignal("rx_clk", Pins(self.rx_clk, conn=conn, dir="i"), inp),
+                        Subsignal("rx", Pins(" ".join(self.rx[:n]), conn=conn, dir="i"), inp))
+
+    def table(self, data_pins=None):
+        """``[(signal, tx pin, rx pin)]``: the pin map (docs/scaleup.md)."""
+        from .designs.pinlink import SIDE_PINS
+        n = (data_pins if data_pins is not None else self.max_data_pins) + SIDE_PINS
+        names = ["frame", "kind"] + [f"data[{i}]" for i in range(n - SIDE_PINS)]
+        return [("clock", self.tx_clk, self.rx_clk)] + list(zip(names, self.tx[:n], self.rx[:n]))
+
+
+def _pairs(first, last):
+    return tuple(f"{i}{s}" for i in range(first, last + 1) for s in "+-")
+
+
+#: ULX3S GPIO header (amaranth-boards connector ``gpio`` 0: ``N+`` = GPn, ``N-`` = GNn). Transmit
+#: on GP0..13/GN0..13 (header J1), receive on GP14..27/GN14..27 (header J2).
+ULX3S_PIN_LINK = PinLinkMap(("gpio", 0), tx_clk="0+", tx=_pairs(0, 13)[1:],
+                            rx_clk="14+", rx=_pairs(14, 27)[1:],
+                            header="GPn/GNn = gpio connector pins n+/n-; transmit on GP0..13/"
+                                   "GN0..13 (J1), receive on GP14..27/GN14..27 (J2)")
 
 
 @dataclass(frozen=True)
@@ -46,13 +114,16 @@ class BoardTarget:
     rgmii_ports: int
     program: str             # openFPGALoader command (docs/hil.md)
     notes: str = ""
+    #: Connector pins for a board-to-board pin link (``link_pins=connector``), if any.
+    pin_link: PinLinkMap = None
 
     def make_platform(self):
         module, _, cls = self.platform.partition(":")
         return getattr(importlib.import_module(module), cls)()
 
     def designs(self):
-        return [d for d in DESIGNS.values() if set(d.transports) & set(self.transports)]
+        return [d for d in DESIGNS.values() if set(d.transports) & set(self.transports) and
+                (self.pin_link or d.params.get("link_pins", "loopback") != "connector")]
 
 
 BOARDS = {b.name: b for b in (
@@ -69,11 +140,13 @@ BOARDS = {b.name: b for b in (
                 "LambdaConcept ECPIX-5 (LFE5UM5G-45F, one RGMII port)", ("ethernet", "uart"), 1,
                 "openFPGALoader -b ecpix5 build/ecpix5-45/top.bit"),
     BoardTarget("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
-                "Radiona ULX3S (LFE5U-85F): LVDS pin pairs for board-to-board links",
-                ("uart",), 0, "openFPGALoader -b ulx3s build/ulx3s-85f/top.bit"),
+                "Radiona ULX3S (LFE5U-85F): GPIO header pin pairs for board-to-board links",
+                ("uart",), 0, "openFPGALoader -b ulx3s build/ulx3s-85f/top.bit",
+                pin_link=ULX3S_PIN_LINK),
     BoardTarget("ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", "ecp5",
                 "Radiona ULX3S (LFE5U-25F)", ("uart",), 0,
-                "openFPGALoader -b ulx3s build/ulx3s-25f/top.bit"),
+                "openFPGALoader -b ulx3s build/ulx3s-25f/top.bit",
+                pin_link=ULX3S_PIN_LINK),
     BoardTarget("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
                 "1BitSquared iCEBreaker (iCE40 UP5K): UART bridge only", ("uart",), 0,
                 "openFPGALoader -b ice40_generic build/icebreaker/top.bin"),
@@ -92,9 +165,14 @@ class BoardTop(Elaboratable):
 
     ``self.regmap`` is the register map the bitstream will have (``ubproto build`` writes it
     next to the bitstream as regmap.json).
+
+    ``link_pins``: ``"loopback"`` or ``"connector"`` (default: the design's parameter);
+    ``link_data_pins``: data pins of a connector pin link (default: as many as the board's
+    :class:`PinLinkMap` holds).
     """
 
-    def __init__(self, board, design, hil=None, *, dut=None, transport=None):
+    def __init__(self, board, design, hil=None, *, dut=None, transport=None, link_pins=None,
+                 link_data_pins=None):
         self.board = get_board(board) if isinstance(board, str) else board
         self.design = get_design(design) if isinstance(design, str) else design
         self.hil = hil or HilConfig()
@@ -113,12 +191,26 @@ class BoardTop(Elaboratable):
                               f"on {self.board.name}; possible: {', '.join(usable) or 'none'}")
         self.transport = transport
         self.clock_hz = int(self.platform.default_clk_frequency)
+        self.link_pins = link_pins or self.design.params.get("link_pins", "loopback")
+        if self.link_pins not in LINK_PINS:
+            raise ConfigError(f"link_pins must be one of {', '.join(LINK_PINS)}, got "
+                              f"{self.link_pins!r}")
+        self.link_data_pins = None
+        if self.link_pins == "connector":
+            self._check_pin_link(dut, transport, link_data_pins)
+        elif link_data_pins is not None:
+            raise ConfigError("link_data_pins needs link_pins=connector")
         if transport == "ethernet":
             self.scaleout = ScaleoutSwitch(self.hil, dut=dut, clock_hz=self.clock_hz,
                                            mac_domain=ETH_DOMAIN, name=self.design.name)
             self.regmap = self.scaleout.regmap
             return
-        self.dut = _dut_entry(dut).build(self.hil)
+        bound = _dut_entry(dut)
+        if self.link_data_pins:
+            self.dut = build_links_dut(self.hil, bound.cfg, pins=self.link_data_pins,
+                                       rx_domain=LINK_RX_DOMAIN)
+        else:
+            self.dut = bound.build(self.hil)
         self.traffic = (TrafficGen(key_byte=traffic_key_byte(dut))
                         if self.design.traffic_generator else None)
         components = csr_components(self.dut) + ([self.traffic] if self.traffic else [])
@@ -126,12 +218,63 @@ class BoardTop(Elaboratable):
                             max_response=self.hil.max_response, name=self.design.name)
         self.regmap = self.core.regmap
 
+    def _check_pin_link(self, dut, transport, data_pins):
+        name = Dut.of(dut).name
+        where = f"design {self.design.name} on {self.board.name}"
+        if name != "switch-links":
+            raise ConfigError(f"link_pins=connector needs dut=switch-links (the link ports); "
+                              f"{where} has dut={name}")
+        if transport != "uart":
+            raise ConfigError(f"link_pins=connector: {where} uses the {transport} bridge; pin "
+                              f"links are for the UART designs (scaleup-node, scaleup-link)")
+        pin_link = self.board.pin_link
+        if pin_link is None:
+            having = ", ".join(b.name for b in BOARDS.values() if b.pin_link) or "none"
+            raise ConfigError(f"board {self.board.name} has no connector map for a "
+                              f"board-to-board pin link (link_pins=connector); boards with "
+                              f"one: {having}. Use link_pins=loopback on this board")
+        ports = _dut_entry(dut).cfg.ports
+        if ports != 2:
+            raise ConfigError(f"link_pins=connector: the {self.board.name} connector holds one "
+                              f"pin link, the dut has {ports - 1} link ports "
+                              f"(switch_ports={ports}; use switch_ports=2)")
+        most = pin_link.max_data_pins
+        data_pins = most if data_pins is None else data_pins
+        if isinstance(data_pins, bool) or not isinstance(data_pins, int) or \
+                not 2 <= data_pins <= most:
+            raise ConfigError(f"link_data_pins must be an integer in 2..{most} (what the "
+                              f"{self.board.name} connector holds), got {data_pins!r}")
+        self.link_data_pins = data_pins
+
+    def _elaborate_pin_link(self, m, platform):
+        """The link port's pins on the connector (class docstring of the module)."""
+        link = self.dut.links[0]
+        resource = self.board.pin_link.resource(self.link_data_pins)
+        platform.add_resources([resource])
+        pads = platform.request(resource.name, 0,
+                                dir={"tx_clk": "-", "tx": "-", "rx_clk": "-", "rx": "-"})
+        pins = self.link_data_pins
+        m.domains += ClockDomain(LINK_RX_DOMAIN, reset_less=True)
+        m.submodules.pinlink_rx_clk = rx_clk = io.Buffer("i", pads.rx_clk)
+        m.d.comb += ClockSignal(LINK_RX_DOMAIN).eq(rx_clk.i)
+        platform.add_clock_constraint(rx_clk.i, self.clock_hz)
+        # Forwarded clock: low in the first half of each local clock, high in the second.
+        m.submodules.pinlink_tx_clk = tx_clk = io.DDRBuffer("o", pads.tx_clk, o_domain="sync")
+        m.d.comb += [tx_clk.o[0].eq(0), tx_clk.o[1].eq(1)]
+        # Connector order: frame, kind, data[0..]; LinkPort order: data[0..], frame, kind.
+        m.submodules.pinlink_tx = tx = io.FFBuffer("o", pads.tx, o_domain="sync")
+        m.submodules.pinlink_rx = rx = io.FFBuffer("i", pads.rx, i_domain=LINK_RX_DOMAIN)
+        m.d.comb += [tx.o.eq(Cat(link.tx_pins[pins:], link.tx_pins[:pins])),
+                     link.rx_pins.eq(Cat(rx.i[2:], rx.i[:2]))]
+
     def elaborate(self, platform):
         if self.transport == "ethernet":
             return self._elaborate_ethernet(platform)
         m = Module()
         m.submodules.core = core = self.core
         m.submodules.dut = dut = self.dut
+        if self.link_data_pins:
+            self._elaborate_pin_link(m, platform)
         if self.traffic:
             m.submodules.traffic = traffic = self.traffic
             wiring.connect(m, traffic.tx, dut.rx)

@@ -90,3 +90,42 @@ def test_switch_dut_elaborates_on_a_uart_board():
     assert {"switch", "dataplane", "traffic"} <= {b.name for b in top.regmap.blocks}
     plan = top.platform.prepare(top)
     assert "top.il" in plan.files
+
+
+def test_pin_link_on_the_ulx3s_connector_elaborates():
+    """scaleup-link: the switch-links dut's link port on the ULX3S GPIO header (forwarded
+    clock, IO flip-flops, the receive pins in the forwarded clock's domain): the map, the
+    pin sites and the clock constraint, without place and route."""
+    from ubproto.platforms.boards import ULX3S_PIN_LINK
+    top = BoardTop("ulx3s-85f", "scaleup-link")
+    assert top.link_pins == "connector" and top.link_data_pins == ULX3S_PIN_LINK.max_data_pins
+    assert top.regmap.map_id == design_regmap(design="scaleup-link").map_id
+    assert {"switch", "links", "traffic"} <= {b.name for b in top.regmap.blocks}
+    plan = top.platform.prepare(top)
+    lpf = plan.files["top.lpf"]
+    assert 'FREQUENCY NET "pinlink_rx_clk.i" 25000000.0 HZ' in lpf
+    platform = top.platform
+    for signal, tx, rx in ULX3S_PIN_LINK.table():
+        for pin in (tx, rx):
+            site = platform.connectors[("gpio", 0)].mapping[pin]
+            assert f'SITE "{site}"' in lpf, (signal, pin, site)
+    assert "ODDRX1F" in plan.files["top.il"] and "IFS1P3DX" in plan.files["top.il"]
+
+
+def test_pin_link_errors_are_config_errors():
+    with pytest.raises(ConfigError, match="no connector map"):
+        BoardTop("icebreaker", "scaleup-link")
+    with pytest.raises(ConfigError, match="no connector map"):
+        BoardTop("colorlight-5a75b", "scaleup-node", dut="switch-links", transport="uart",
+                 link_pins="connector")
+    with pytest.raises(ConfigError, match="needs dut=switch-links"):
+        BoardTop("ulx3s-85f", "scaleup-node", link_pins="connector")
+    with pytest.raises(ConfigError, match="link_data_pins must be"):
+        BoardTop("ulx3s-85f", "scaleup-link", link_data_pins=26)
+    with pytest.raises(ConfigError, match="one pin link"):
+        BoardTop("ulx3s-85f", "scaleup-link", dut=("switch-links", {"ports": 3}))
+    with pytest.raises(ConfigError, match="link_pins must be"):
+        BoardTop("ulx3s-85f", "scaleup-node", link_pins="lvds")
+    assert BoardTop("ulx3s-25f", "scaleup-link", link_data_pins=8).dut.links[0].pins == 8
+    # The on-chip loop stays the default of every other design.
+    assert BoardTop("ulx3s-85f", "scaleup-node", dut="switch-links").link_pins == "loopback"

@@ -29,7 +29,7 @@ from .lanes import (LaneLoopback, LaneLoopbackModel, TrafficGenModel, lanes_bloc
 
 __all__ = ["make_core", "make_model", "design_regmap", "ModelBoard", "register_dut", "DUTS",
            "DESIGNS", "DesignInfo", "get_design", "Dut", "default_dut", "csr_components",
-           "DEFAULT_HIL_DUT"]
+           "DEFAULT_HIL_DUT", "LINK_PINS", "build_links_dut"]
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,25 @@ def _links_blocks(hil, cfg):
     return _switch_blocks(hil, cfg) + [links_block(cfg.ports - 1)]
 
 
-def _links_build(hil, cfg):
+#: Where the link ports of the ``switch-links`` dut have their pins (design parameter
+#: ``link_pins``): looped on chip, or on the board's connector to a second board
+#: (docs/scaleup.md; the board top routes them, :mod:`ubproto.platforms.boards`).
+LINK_PINS = ("loopback", "connector")
+
+
+def build_links_dut(hil, cfg, *, pins=32, rx_domain=None):
+    """The ``switch-links`` dut with ``pins`` data pins per link; ``rx_domain``: the clock
+    domain its link ports receive in (a forwarded clock), ``None`` to loop them on chip."""
     from .switch import SwitchDut
-    return SwitchDut(cfg, link_ports=cfg.ports - 1)
+    dut = SwitchDut(cfg, link_ports=cfg.ports - 1, pins=pins)
+    if rx_domain is not None:
+        for link in dut.links:
+            link.receive_in(rx_domain)
+    return dut
+
+
+def _links_build(hil, cfg):
+    return build_links_dut(hil, cfg)
 
 
 def _links_model(space, hil, cfg):
@@ -283,7 +299,15 @@ DESIGNS = {d.name: d for d in (
         "design under test driven by an on-board traffic generator and sink, CSR bridge "
         "over UART (SLIP)",
         ("uart",),
-        {"dut": "lanes"},
+        {"dut": "lanes", "link_pins": "loopback"},
+        traffic_generator=True),
+    DesignInfo(
+        "scaleup-link",
+        "scaleup-node with the switch-links dut whose link port runs over the board's "
+        "connector pins to a second board running the same design (forwarded clock, elastic "
+        "FIFO; docs/scaleup.md)",
+        ("uart",),
+        {"dut": "switch-links", "link_pins": "connector"},
         traffic_generator=True),
 )}
 
