@@ -257,7 +257,8 @@ class BoardTop(Elaboratable):
         m.domains += ClockDomain(LINK_RX_DOMAIN, reset_less=True)
         m.submodules.pinlink_rx_clk = rx_clk = io.Buffer("i", pads.rx_clk)
         m.d.comb += ClockSignal(LINK_RX_DOMAIN).eq(rx_clk.i)
-        platform.add_clock_constraint(rx_clk.i, self.clock_hz)
+        # On the port: a constraint on the buffer's net is lost when synthesis renames it.
+        platform.add_clock_constraint(pads.rx_clk.io, self.clock_hz)
         # Forwarded clock: low in the first half of each local clock, high in the second.
         m.submodules.pinlink_tx_clk = tx_clk = io.DDRBuffer("o", pads.tx_clk, o_domain="sync")
         m.d.comb += [tx_clk.o[0].eq(0), tx_clk.o[1].eq(1)]

@@ -103,7 +103,7 @@ def test_pin_link_on_the_ulx3s_connector_elaborates():
     assert {"switch", "links", "traffic"} <= {b.name for b in top.regmap.blocks}
     plan = top.platform.prepare(top)
     lpf = plan.files["top.lpf"]
-    assert 'FREQUENCY NET "pinlink_rx_clk.i" 25000000.0 HZ' in lpf
+    assert 'FREQUENCY PORT "pinlink_0__rx_clk__io" 25000000.0 HZ' in lpf
     platform = top.platform
     for signal, tx, rx in ULX3S_PIN_LINK.table():
         for pin in (tx, rx):
