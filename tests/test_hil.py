@@ -14,7 +14,7 @@ from ubproto.hdl.switch.ingress import SWITCH_DROP_REASONS
 from ubproto.hdl.switch.packets import ecmp_group_writes, route_entry_value
 from ubproto.platforms.hil.checks import (HOST_ADDRESS, counter_delta, dut_kind, make_packet,
                                           make_switch_packet, route_table, swapped_addresses,
-                                          traffic_test)
+                                          switch_clear_test, traffic_test)
 from ubproto.platforms.hil.client import BridgeError
 
 pytestmark = pytest.mark.hil
@@ -189,6 +189,43 @@ def test_switch_malformed_host_packets_are_counted_drops(hil_board):
     assert d["drops"][MALFORMED] == 1 and sum(d["drops"]) == 1
     assert dp["host_drops_version"] == 1
     assert dp["host_rx_packets"] == 2 and dp["host_tx_packets"] == 1
+
+
+def test_switch_counters_clear(hil_board):
+    """Traffic, ``switch.clear_counters``, zeros, traffic again, exact counts (every target)."""
+    _switch_only(hil_board)
+    result = switch_clear_test(hil_board, packets=8)
+    assert result["ok"], (result["checks"], result["nonzero_after_clear"], result["exact"])
+
+
+def test_switch_config_reads_back_what_the_switch_uses(hil_board):
+    """Values the switch would not use are refused (ERR_ADDRESS) and the read-back keeps the
+    value in use; values in range are taken."""
+    _switch_only(hil_board)
+    top = hil_board.read("switch.allocator_iterations")
+    width = hil_board.regmap.register("switch.allocator_iterations").width
+    for bad in sorted({0, top + 1, (1 << width) - 1} - set(range(1, top + 1))):
+        if bad >= 1 << width:
+            continue                     # the host library refuses it before sending
+        with pytest.raises(BridgeError) as info:
+            hil_board.write("switch.allocator_iterations", bad)
+        assert info.value.status == Status.ERR_ADDRESS
+        assert hil_board.read("switch.allocator_iterations") == top
+    hil_board.write("switch.allocator_iterations", 1)
+    assert hil_board.read("switch.allocator_iterations") == 1
+    hil_board.write("switch.allocator_iterations", top)
+    max_paths = hil_board.read("switch.cfg_ecmp_max_paths")
+    size = hil_board.regmap.register("switch.ecmp_size")
+    if max_paths + 1 < 1 << size.width:
+        write = (lambda v: hil_board.write_table("switch.ecmp_size", [v], start=0)) \
+            if size.count > 1 else (lambda v: hil_board.write("switch.ecmp_size", v))
+        with pytest.raises(BridgeError):
+            write(max_paths + 1)
+        read = hil_board.read_array("switch.ecmp_size") if size.count > 1 else \
+            [hil_board.read("switch.ecmp_size")]
+        assert read[0] == 0
+    # The switch still forwards after refused writes.
+    assert traffic_test(hil_board, packets=4)["ok"]
 
 
 def _agree_session_switch(board):

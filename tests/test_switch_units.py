@@ -164,3 +164,137 @@ def test_switch_config_validation():
     with pytest.raises(ConfigError, match="queueing"):
         SwitchConfig(queueing="shared")
     assert SwitchConfig(ports=8, queueing="fifo").queues_per_input == 2
+
+
+# --- counters: clear, and the CSR block's clear_counters / refused writes -------------------
+
+def test_counters_clear_restarts_every_counter_and_same_cycle_event_counts():
+    """``clear`` zeroes every counter in one clock; an event in the clear's cycle is counted
+    after it (the counter reads the event's amount); ``occupancy_max`` restarts at the current
+    occupancy. Mutant check: a clear that lost the same-cycle event would read 0 here."""
+    from ubproto.hdl.switch.counters import SwitchCounters, counter_map
+    ports, nv = 2, 2
+    dut = SwitchCounters(ports, nv, 16, 6)
+    s = dut.stats
+
+    async def pulse(ctx, **events):
+        for name, (p, value) in events.items():
+            ctx.set(getattr(dut, name)[p], value)
+        await ctx.tick()
+        for name, (p, _) in events.items():
+            ctx.set(getattr(dut, name)[p], 0)
+
+    async def bench(ctx):
+        ctx.set(dut.rx_vl[1], 1)
+        ctx.set(dut.rx_bytes[1], 40)
+        ctx.set(dut.tx_bytes[0], 7)
+        ctx.set(dut.occupancy[1][1], 9)
+        for _ in range(3):
+            await pulse(ctx, rx=(1, 1), tx=(0, 1), grant=(1, 1), drop=(0, 0b101))
+        assert ctx.get(s.packets_in[1][1]) == 3 and ctx.get(s.bytes_in[1][1]) == 120
+        assert ctx.get(s.packets_out[0][0]) == 3 and ctx.get(s.bytes_out[0][0]) == 21
+        assert ctx.get(s.drops[0][0]) == 3 and ctx.get(s.drops[0][2]) == 3
+        assert ctx.get(s.grants[1]) == 3 and ctx.get(s.occupancy_max[1][1]) == 9
+        ctx.set(dut.occupancy[1][1], 2)
+        # Clear alone: every counter 0 (watermark = occupancy now) after one clock.
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        for name, dims, _ in counter_map(ports, nv):
+            for p in range(ports):
+                for j in range(dims[1] if len(dims) > 1 else 1):
+                    value = ctx.get(getattr(s, name)[p][j] if len(dims) > 1
+                                    else getattr(s, name)[p])
+                    want = 2 if (name in ("occupancy", "occupancy_max") and (p, j) == (1, 1)) \
+                        else 0
+                    assert value == want, (name, p, j, value)
+        # Events, then a clear in the same cycle as another event: the event counts after it.
+        await pulse(ctx, rx=(1, 1), grant=(1, 1))
+        assert ctx.get(s.packets_in[1][1]) == 1 and ctx.get(s.grants[1]) == 1
+        ctx.set(dut.clear, 1)
+        await pulse(ctx, rx=(1, 1), tx=(0, 1), drop=(0, 0b100))
+        ctx.set(dut.clear, 0)
+        assert ctx.get(s.packets_in[1][1]) == 1 and ctx.get(s.bytes_in[1][1]) == 40
+        assert ctx.get(s.packets_out[0][0]) == 1 and ctx.get(s.bytes_out[0][0]) == 7
+        assert ctx.get(s.drops[0][2]) == 1 and ctx.get(s.drops[0][0]) == 0
+        assert ctx.get(s.grants[1]) == 0           # no grant in the clear's cycle: cleared
+        await pulse(ctx, rx=(1, 1))
+        assert ctx.get(s.packets_in[1][1]) == 2 and ctx.get(s.bytes_in[1][1]) == 80
+
+    simulate(dut, bench)
+
+
+def _csr_access(ctx, bus, addr, *, write=None):
+    """One access on the CSR bus; returns (r_data, err) of its answer a cycle later."""
+    ctx.set(bus.addr, addr)
+    if write is None:
+        ctx.set(bus.r_stb, 1)
+    else:
+        ctx.set(bus.w_stb, 1)
+        ctx.set(bus.w_data, write)
+
+
+async def _csr(ctx, bus, addr, write=None):
+    _csr_access(ctx, bus, addr, write=write)
+    await ctx.tick()
+    ctx.set(bus.r_stb, 0)
+    ctx.set(bus.w_stb, 0)
+    return ctx.get(bus.r_data), ctx.get(bus.err)
+
+
+def test_switch_regs_refuse_out_of_range_writes_and_strobe_clear():
+    """``allocator_iterations``, ``sl_to_vl`` (3 VLs) and ``ecmp_size`` refuse values the switch
+    would not use: err, no table write, the read-back unchanged; in-range writes are forwarded.
+    ``clear_counters`` written 1 pulses ``clear_counters`` once; 0 does nothing; it reads 0."""
+    from ubproto.hdl.switch.regs import SwitchRegs
+    from ubproto.hdl.switch.switch import SwitchTable
+    cfg = SwitchConfig(ports=2, num_vls=3, islip_iterations=2, route_entries=16, ecmp_groups=2,
+                       ecmp_max_paths=2)
+    dut = SwitchRegs(cfg)
+    offs = {reg.name: off for off, reg in dut.csr_block.layout()}
+    bus = dut.csr
+    forwarded, pulses = [], []
+
+    async def watch(ctx):
+        async for _, _, valid, table, addr, value, clear in ctx.tick().sample(
+                dut.table.valid, dut.table.table, dut.table.addr, dut.table.data,
+                dut.clear_counters):
+            if valid:
+                forwarded.append((table, addr, value))
+            pulses.append(clear)
+
+    async def bench(ctx):
+        it = offs["allocator_iterations"]
+        assert await _csr(ctx, bus, it) == (2, 0)
+        for bad in (0, 3, 7):
+            assert (await _csr(ctx, bus, it, bad))[1] == 1, bad
+            assert await _csr(ctx, bus, it) == (2, 0)
+        assert (await _csr(ctx, bus, it, 1))[1] == 0
+        assert await _csr(ctx, bus, it) == (1, 0)
+        sl = offs["sl_to_vl"] + 5
+        assert (await _csr(ctx, bus, sl, 3))[1] == 1          # VL 3 of 3: refused
+        assert (await _csr(ctx, bus, sl, 2))[1] == 0
+        await _csr(ctx, bus, sl)
+        assert (await _csr(ctx, bus, sl))[0] == 2             # table read: one more cycle
+        size = offs["ecmp_size"] + 1
+        assert (await _csr(ctx, bus, size, 3))[1] == 1        # 3 members of at most 2
+        assert (await _csr(ctx, bus, size, 2))[1] == 0
+        clr = offs["clear_counters"]
+        n_before = sum(pulses)
+        assert (await _csr(ctx, bus, clr, 0))[1] == 0
+        assert (await _csr(ctx, bus, clr, 1))[1] == 0
+        assert await _csr(ctx, bus, clr) == (0, 0)
+        for _ in range(3):
+            await ctx.tick()
+        assert sum(pulses) - n_before == 1
+        assert forwarded == [(SwitchTable.ALLOCATOR_ITERATIONS, 0, 1),
+                             (SwitchTable.SL_TO_VL, 5, 2), (SwitchTable.ECMP_SIZE, 1, 2)]
+        finished.append(True)
+
+    finished = []
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_process(watch)
+    sim.run_until(2e-6)
+    assert finished

@@ -3,9 +3,16 @@
 Every counter is an array indexed by port (and VL or drop reason) of ``counter_bits``-wide
 values that wrap. :func:`counter_map` lists them (name, shape, meaning) in a fixed order:
 that list is what a CSR map generator walks, and the tests read the same names.
+
+``clear`` (one-cycle pulse) restarts every counter in one clock: counters become 0 and each
+``occupancy_max`` watermark becomes the current occupancy (0 when the switch is idle; a
+watermark below the flits buffered now would be a false statement). **An event in the same
+cycle as the clear is counted after it**: the counter reads the event's amount (1 packet, its
+bytes), so no event is lost across a clear — every event lands either in the counts before the
+clear or in those after it.
 """
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Mux, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,7 +52,8 @@ def counters_signature(ports, num_vls, bits):
 class SwitchCounters(wiring.Component):
     """Counts switch events (inputs are one-cycle pulses with their attributes).
 
-    ``stats`` (Out(counters_signature)) carries every counter of :func:`counter_map`.
+    ``stats`` (Out(counters_signature)) carries every counter of :func:`counter_map`;
+    ``clear`` (In, pulse) restarts them (module docstring: the event of the clear's cycle counts).
     """
 
     def __init__(self, ports, num_vls, bits, occupancy_bits):
@@ -62,29 +70,36 @@ class SwitchCounters(wiring.Component):
             "drop": In(per_port(unsigned(reasons))),
             "occupancy": In(per_port(data.ArrayLayout(unsigned(occupancy_bits), num_vls))),
             "grant": In(per_port(1)),
+            "clear": In(1),
             "stats": Out(counters_signature(ports, num_vls, bits)),
         })
 
     def elaborate(self, platform):
         m = Module()
         s = self.stats
+        clear = self.clear
+
+        def count(counter, hit, amount=1):
+            # Cleared: restart from the event of this cycle (0 without one).
+            base = Mux(clear, 0, counter)
+            with m.If(hit):
+                m.d.sync += counter.eq(base + amount)
+            with m.Elif(clear):
+                m.d.sync += counter.eq(0)
+
         for p in range(self.ports):
             for v in range(self.num_vls):
                 hit_in = self.rx[p] & (self.rx_vl[p] == v)
                 hit_out = self.tx[p] & (self.tx_vl[p] == v)
-                with m.If(hit_in):
-                    m.d.sync += [s.packets_in[p][v].eq(s.packets_in[p][v] + 1),
-                                 s.bytes_in[p][v].eq(s.bytes_in[p][v] + self.rx_bytes[p])]
-                with m.If(hit_out):
-                    m.d.sync += [s.packets_out[p][v].eq(s.packets_out[p][v] + 1),
-                                 s.bytes_out[p][v].eq(s.bytes_out[p][v] + self.tx_bytes[p])]
+                count(s.packets_in[p][v], hit_in)
+                count(s.bytes_in[p][v], hit_in, self.rx_bytes[p])
+                count(s.packets_out[p][v], hit_out)
+                count(s.bytes_out[p][v], hit_out, self.tx_bytes[p])
                 occ = self.occupancy[p][v]
                 m.d.comb += s.occupancy[p][v].eq(occ)
-                with m.If(occ > s.occupancy_max[p][v]):
+                with m.If(clear | (occ > s.occupancy_max[p][v])):
                     m.d.sync += s.occupancy_max[p][v].eq(occ)
             for r in range(len(SWITCH_DROP_REASONS)):
-                with m.If(self.drop[p][r]):
-                    m.d.sync += s.drops[p][r].eq(s.drops[p][r] + 1)
-            with m.If(self.grant[p]):
-                m.d.sync += s.grants[p].eq(s.grants[p] + 1)
+                count(s.drops[p][r], self.drop[p][r])
+            count(s.grants[p], self.grant[p])
         return m

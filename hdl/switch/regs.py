@@ -14,8 +14,20 @@
   built with (ports, VLs, table sizes), so a host can size its tables from the board.
 * ``counter`` entries are :func:`~.counters.counter_map` flattened: the counter with
   dimensions ``(ports, k)`` becomes a register array of ``ports * k`` words, index
-  ``port * k + j``. Counters wrap and cannot be cleared (read them before and after).
-  Wider than 32 bits (``counter_bits`` > 32): the low 32 bits are readable.
+  ``port * k + j``. Counters wrap. Wider than 32 bits (``counter_bits`` > 32): the low 32
+  bits are readable.
+* ``strobe`` entries are write-only (``wo``) registers whose write is a one-cycle pulse:
+  ``clear_counters`` (write 1; 0 does nothing; reads 0) restarts every counter of the block in
+  one clock (:class:`~.counters.SwitchCounters`: counters 0, ``occupancy_max`` = the current
+  occupancy; an event in the clear's cycle counts after the clear).
+
+**Read-back is what the switch uses.** A ``table``/``config`` entry with a ``limit``
+(``allocator_iterations``: 1..``islip_iterations``; ``sl_to_vl``: a VL below ``num_vls``;
+``ecmp_size``: 0..``ecmp_max_paths``) **refuses** a value outside it: the write changes
+nothing (neither the shadow nor the switch) and is answered with the bus ``err`` — the
+bridge's ``ERR_ADDRESS`` status, as for a write to a read-only register, so the host's
+write raises ``BridgeError``. Values are checked after masking to the field's width (the
+bits a write keeps), so a read always returns a value the switch is using.
 
 :func:`switch_block` turns the description into a :class:`~ubproto.hdl.host.regmap.Block`;
 :class:`SwitchRegs` is its hardware (bank, shadows, write forwarding); the Python model of a
@@ -47,7 +59,7 @@ MAX_CSR_ROUTE_ENTRIES = 4096
 class SwitchReg:
     """One entry of the description (see the module docstring)."""
     name: str
-    kind: str            # "table" | "config" | "info" | "counter"
+    kind: str            # "table" | "config" | "info" | "counter" | "strobe"
     count: int
     width: int
     doc: str
@@ -55,8 +67,15 @@ class SwitchReg:
     init: tuple = ()             # table / config: value of each entry after reset
     value: int = 0               # info: the constant
     dims: tuple = ()             # counter: dimensions in counter_map
+    limit: tuple = None          # table / config: (lo, hi) accepted values; others refused
+
+    def accepts(self, value):
+        """Whether a write of ``value`` (already masked to ``width``) is taken."""
+        return self.limit is None or self.limit[0] <= value <= self.limit[1]
 
     def register(self):
+        if self.kind == "strobe":
+            return Register(self.name, "wo", self.doc, width=self.width, count=self.count)
         if self.kind in ("table", "config"):
             if self.count > 1:
                 return Register(self.name, "table", self.doc, width=self.width,
@@ -68,6 +87,11 @@ class SwitchReg:
 def _bits(n):
     """Bits to hold values 0..n."""
     return max(1, int(n).bit_length())
+
+
+def _limit(lo, hi, width):
+    """``(lo, hi)``, or None when every value of ``width`` bits is in it."""
+    return None if lo == 0 and hi >= (1 << width) - 1 else (lo, hi)
 
 
 def switch_registers(cfg):
@@ -85,11 +109,15 @@ def switch_registers(cfg):
         SwitchReg("route", "table", cfg.route_entries, ROUTE_ENTRY.size,
                   "route per DCNA: target[7:0] (port, or ECMP group), ecmp[8], valid[9]",
                   SwitchTable.ROUTE, (0,) * cfg.route_entries),
-        SwitchReg("sl_to_vl", "table", sls, _bits(nv - 1), "VL of each service level",
-                  SwitchTable.SL_TO_VL, tuple(sl % nv for sl in range(sls))),
+        SwitchReg("sl_to_vl", "table", sls, _bits(nv - 1),
+                  f"VL of each service level (0..{nv - 1}; other values are refused)",
+                  SwitchTable.SL_TO_VL, tuple(sl % nv for sl in range(sls)),
+                  limit=_limit(0, nv - 1, _bits(nv - 1))),
         SwitchReg("ecmp_size", "table", cfg.ecmp_groups, _bits(cfg.ecmp_max_paths),
-                  "members in use per ECMP group (0: empty)", SwitchTable.ECMP_SIZE,
-                  (0,) * cfg.ecmp_groups),
+                  f"members in use per ECMP group (0: empty; at most {cfg.ecmp_max_paths}, "
+                  f"larger values are refused)", SwitchTable.ECMP_SIZE,
+                  (0,) * cfg.ecmp_groups,
+                  limit=_limit(0, cfg.ecmp_max_paths, _bits(cfg.ecmp_max_paths))),
         SwitchReg("ecmp_member", "table", members, member_bits,
                   f"egress port of member k of group g at g * {cfg.ecmp_max_paths} + k",
                   SwitchTable.ECMP_MEMBER, (0,) * members),
@@ -98,8 +126,12 @@ def switch_registers(cfg):
         SwitchReg("vl_strict", "config", 1, nv, "mask of VLs served by strict priority",
                   SwitchTable.VL_STRICT, (0,)),
         SwitchReg("allocator_iterations", "config", 1, _bits(cfg.islip_iterations),
-                  f"iSLIP iterations 1..{cfg.islip_iterations} (other values are ignored by "
-                  f"the switch)", SwitchTable.ALLOCATOR_ITERATIONS, (cfg.islip_iterations,)),
+                  f"iSLIP iterations 1..{cfg.islip_iterations} (other values are refused)",
+                  SwitchTable.ALLOCATOR_ITERATIONS, (cfg.islip_iterations,),
+                  limit=(1, cfg.islip_iterations)),
+        SwitchReg("clear_counters", "strobe", 1, 1,
+                  "write 1: every counter of this block restarts at 0 in one clock "
+                  "(occupancy_max at the current occupancy); reads 0"),
     ]
     info = (("ports", ports, "switch ports"), ("num_vls", nv, "virtual lanes"),
             ("route_entries", cfg.route_entries, "route table entries (DCNA range)"),
@@ -136,7 +168,8 @@ class SwitchRegs(wiring.Component):
     """The ``switch`` block in hardware, beside a :class:`~.switch.Switch`.
 
     Members: ``csr`` (In, the block's bus), ``table`` (Out: connect to ``Switch.table``),
-    ``stats`` (In: connect ``Switch.stats``).
+    ``stats`` (In: connect ``Switch.stats``), ``clear_counters`` (Out, pulse: connect to
+    ``Switch.clear_counters``).
     """
 
     def __init__(self, cfg, block_name="switch"):
@@ -147,14 +180,23 @@ class SwitchRegs(wiring.Component):
             "csr": In(csr_signature(self.csr_block.span_bits)),
             "table": Out(table_write_signature()),
             "stats": In(counters_signature(cfg.ports, cfg.num_vls, cfg.counter_bits)),
+            "clear_counters": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.bank = bank = CsrBank(self.csr_block)
-        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
         bus = self.csr
         offsets = dict((reg.name, off) for off, reg in self.csr_block.layout())
+
+        # Writes outside a register's limit never reach the bank or the switch; they are
+        # answered with err on the bus's fixed one-cycle latency, like the bank's own errors.
+        refuse = Signal()
+        refused = Signal()
+        m.d.sync += refused.eq(refuse)
+        m.d.comb += [bank.bus.addr.eq(bus.addr), bank.bus.r_stb.eq(bus.r_stb),
+                     bank.bus.w_stb.eq(bus.w_stb & ~refuse), bank.bus.w_data.eq(bus.w_data),
+                     bus.r_data.eq(bank.bus.r_data), bus.err.eq(bank.bus.err | refused)]
 
         m.d.sync += self.table.valid.eq(0)
         for reg in self.description:
@@ -163,6 +205,12 @@ class SwitchRegs(wiring.Component):
             if reg.kind in ("table", "config"):
                 # Forward every accepted write to the switch, a clock later (registered).
                 hit = bus.w_stb & (bus.addr >= off) & (bus.addr < off + reg.count)
+                if reg.limit is not None:
+                    value = bus.w_data[:reg.width]
+                    outside = (value < reg.limit[0]) | (value > reg.limit[1])
+                    with m.If(hit & outside):
+                        m.d.comb += refuse.eq(1)
+                    hit = hit & ~outside
                 with m.If(hit):
                     m.d.sync += [self.table.valid.eq(1), self.table.table.eq(reg.table),
                                  self.table.addr.eq(bus.addr - off),
@@ -178,6 +226,9 @@ class SwitchRegs(wiring.Component):
                                  port.r_data.eq(rd.data)]
             elif reg.kind == "info":
                 m.d.comb += port.eq(Const(reg.value, reg.width))
+            elif reg.kind == "strobe":
+                m.d.comb += getattr(self, reg.name).eq(
+                    getattr(bank, f"{reg.name}_stb") & port[0])
             else:
                 stat = getattr(self.stats, reg.name)
                 for p in range(reg.dims[0]):

@@ -89,6 +89,7 @@ class Switch(wiring.Component):
     ports : array of port_signature     ``ports[p].rx`` in, ``ports[p].tx`` out
     table : In(table_write_signature)   run-time writes of routes, SL->VL, ECMP, VL weights
     stats : Out(counters_signature)     statistics (SwitchCounters / counter_map)
+    clear_counters : In(1)              pulse: restart every counter (SwitchCounters.clear)
     """
 
     def __init__(self, cfg: SwitchConfig = None, *, path_selector=PathSelector, **params):
@@ -102,6 +103,7 @@ class Switch(wiring.Component):
             "ports": Out(port_signature(cfg.num_vls)).array(cfg.ports),
             "table": In(table_write_signature()),
             "stats": Out(counters_signature(cfg.ports, cfg.num_vls, cfg.counter_bits)),
+            "clear_counters": In(1),
         })
 
     def elaborate(self, platform):
@@ -400,6 +402,7 @@ class Switch(wiring.Component):
             ]
         m.d.comb += [getattr(self.stats, name).eq(getattr(counters.stats, name))
                      for name in self.stats.signature.members]
+        m.d.comb += counters.clear.eq(self.clear_counters)
         all_sending = 1
         for tx in txs:
             all_sending = all_sending & tx.valid & tx.ready

@@ -205,6 +205,7 @@ class SwitchDut(wiring.Component):
             m.submodules.links_csr = self.links_csr
         wiring.connect(m, regs.table, sw.table)
         wiring.connect(m, sw.stats, regs.stats)
+        m.d.comb += sw.clear_counters.eq(regs.clear_counters)
 
         # --- host port: shim <-> LPH in the first word ------------------------------------
         lph = host_lph()
@@ -390,12 +391,16 @@ class SwitchDutModel:
         self.description = switch_registers(self.cfg)
         self.counters = {}
         self.dims = {}
+        self.shadows = {}        # what each table/config register holds (refused writes kept out)
         for reg in self.description:
             key = (block, reg.name)
             if reg.kind in ("table", "config"):
                 space.values[key] = list(reg.init)
+                self.shadows[reg.name] = list(reg.init)
                 space.on_write(f"{block}.{reg.name}",
-                               lambda i, v, t=reg.table: self.model.write(t, i, v))
+                               lambda i, v, r=reg: self._write_table(r, i, v))
+            elif reg.kind == "strobe":
+                space.on_write(f"{block}.{reg.name}", lambda i, v: self._clear_counters(v))
             elif reg.kind == "info":
                 space.on_read(f"{block}.{reg.name}", lambda i, v=reg.value: v)
             else:
@@ -412,6 +417,22 @@ class SwitchDutModel:
         for name in self.dp_counts:
             space.on_read(f"{dataplane}.{name}", lambda i, n=name: self.dp_counts[n][i])
         self.reasons = list(SWITCH_DROP_REASONS)
+
+    def _write_table(self, reg, index, value):
+        """A host write to a table/config register: refused (``KeyError``, the bridge's
+        ERR_ADDRESS, nothing changed) outside the register's limit, as the hardware does."""
+        if not reg.accepts(value):
+            self.space.values[(self.block, reg.name)][index] = self.shadows[reg.name][index]
+            raise KeyError(f"{self.block}.{reg.name}: {value} is outside {reg.limit}")
+        self.shadows[reg.name][index] = value
+        self.model.write(reg.table, index, value)
+
+    def _clear_counters(self, value):
+        """``clear_counters``: a write of 1 zeroes every counter (the model's switch is idle
+        between packets, so occupancy_max restarts at 0, its occupancy)."""
+        if value & 1:
+            for values in self.counters.values():
+                values[:] = [0] * len(values)
 
     def _add(self, table, name, index, amount=1):
         table[name][index] = (table[name][index] + amount) & 0xFFFFFFFF

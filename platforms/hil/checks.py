@@ -13,7 +13,7 @@ from ...hdl.proto.scapy_layers import CTPH, NTH16, UBoE
 __all__ = ["traffic_test", "onboard_traffic_test", "csr_rate", "make_packet",
            "real_board_estimate", "make_switch_packet", "switch_traffic_test", "dut_kind",
            "route_table", "reset_board", "swapped_addresses", "counter_delta",
-           "HOST_ADDRESS"]
+           "switch_clear_test", "HOST_ADDRESS"]
 
 #: The host's own compact network address in the switch tests (routed to switch port 0).
 HOST_ADDRESS = 0
@@ -37,9 +37,10 @@ def route_table(board):
 
 
 def reset_board(board):
-    """A known state: routes empty, SL->VL and ECMP at reset, counters zeroed (lanes), scratch 0.
+    """A known state: routes empty, SL->VL and ECMP at reset, counters zeroed, scratch 0.
 
-    (The switch's counters cannot be cleared; tests compare before and after.)"""
+    (The switch's counters are cleared through ``switch.clear_counters``; the ``dataplane``
+    block's counters cannot be, so tests compare those before and after.)"""
     if dut_kind(board) == "switch":
         nv = board.read("switch.cfg_num_vls")
         sls = board.regmap.register("switch.sl_to_vl").count
@@ -50,6 +51,7 @@ def reset_board(board):
             else:
                 board.write(f"switch.{name}", 0)
         board.write_table("switch.sl_to_vl", [sl % nv for sl in range(sls)])
+        board.write("switch.clear_counters", 1)
     else:
         table = board.regmap.register("lanes.route").count
         board.write_table("lanes.route", [0] * table)
@@ -151,6 +153,35 @@ def switch_traffic_test(board, *, packets=16, timeout=2.0):
     }
     return {"ok": all(checks.values()), "checks": checks, "counters": d, "sent": packets,
             "returned": returned, "expected_drops": drops, "expected_reflected": reflected}
+
+
+def switch_clear_test(board, *, packets=8, timeout=2.0):
+    """``switch.clear_counters``: traffic, clear, every counter of the block reads 0, traffic
+    again, and every counter then reads *exactly* what that second traffic test expects
+    (absolute values, not differences)."""
+    from ...hdl.switch.counters import counter_map
+    names = [name for name, _, _ in counter_map(1, 1)]       # the block's counters (not cfg_*)
+    first = switch_traffic_test(board, packets=packets, timeout=timeout)
+    board.write("switch.clear_counters", 1)
+    cleared = board.counters("switch")
+    nonzero = {name: cleared[name] for name in names if any(_as_list(cleared[name]))}
+    second = switch_traffic_test(board, packets=packets, timeout=timeout)
+    after = board.counters("switch")
+    # Counted from zero: the absolute counters are the second test's checked differences.
+    exact = {name: after[name] == second["counters"][name]
+             for name in ("packets_in", "bytes_in", "packets_out", "bytes_out", "drops",
+                          "grants")}
+    checks = {
+        "traffic_before": first["ok"],
+        "all_zero_after_clear": not nonzero,
+        "reads_zero_twice": board.read("switch.clear_counters") == 0,
+        "traffic_after": second["ok"],
+        "exact_after_clear": all(exact.values()),
+        "traffic_was_counted": sum(_as_list(after["packets_out"])) > 0,
+        "watermark_restarted": any(_as_list(after["occupancy_max"])),
+    }
+    return {"ok": all(checks.values()), "checks": checks, "nonzero_after_clear": nonzero,
+            "exact": exact, "counters": after}
 
 
 def traffic_test(board, *, packets=16, block="lanes", timeout=2.0):
