@@ -37,7 +37,7 @@ def test_rx_credit_properties_are_proven(target, tmp_path):
     result = check(formal.load_target(target), "prove", 4, tmp_path, target)
     assert result.passed, result.summary()
     proven = {p.name for p in result.properties if p.kind == "assert" and p.status == "PASS"}
-    assert "rx_buffer_never_overflows" in proven
+    assert {"rx_buffer_never_overflows", "rxbuf_gearbox_facts_fresh"} <= proven
     assert ("credits_conserved" in proven) == (target == "link-credit-loop")
 
 
@@ -54,6 +54,8 @@ RX_MUTANTS = [
     ("rollback_keeps_used", lf.formal_credit_loop, {"credits_conserved"}),
     # A credit leak: conservation catches it; the buffer cannot overflow from it.
     ("cell_off_by_one", lf.formal_credit_loop, {"credits_conserved"}),
+    # The read side's registered gearbox facts (rxbuf.py) must track the fill.
+    ("have_pop_stale", lf.formal_rx_buffer, {"rxbuf_gearbox_facts_fresh"}),
 ]
 
 

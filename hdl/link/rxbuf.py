@@ -8,20 +8,30 @@ packet becomes visible to the reader only when its last block commits
 (``abort``): nothing of it ever reaches the user (the project's meaning of "poisoned").
 
 The buffer holds wire flits, headers and trailers included, so its size in flits is exactly
-what the sender's credits cover: ``capacity = rx_buffer_cells * cell_flits``. The reader side
-strips headers, pad and trailers through a 40-byte gearbox and emits payload words with
-back-pressure. Each ``cell`` flits read (and the end of each packet) free one credit cell
-(``freed``), so a packet of F flits frees ceil(F / cell) cells, what it consumed.
+what the sender's credits cover: ``capacity = rx_buffer_cells * cell_flits``. Each flit is
+stored with its payload moved to the front (the header dropped on the way in: a shift by 0,
+2 or 4 bytes of registers, so the write side stays short); the reader side keeps the payload
+bytes, drops pad and trailers through a 40-byte gearbox and emits payload words with
+back-pressure. The read path has three registers: the read address, the memory's output
+register ``q`` (the DP16KD's output is not registered and its clock-to-out alone is most of
+a 125 MHz cycle, so nothing else may follow it in that cycle) and the gearbox's accumulator,
+whose shift amount and output-valid are themselves registered (``have_pop``, ``out_valid``)
+so that the consumer's ``ready`` passes one multiplexer before the byte shifter. Each
+``cell`` flits read (and the end of each packet) free one credit cell (``freed``), so a
+packet of F flits frees ceil(F / cell) cells, what it consumed.
 
-Formal/simulation property: ``rx_buffer_never_overflows`` -- a write never finds the buffer
+Formal/simulation properties: ``rx_buffer_never_overflows`` -- a write never finds the buffer
 full (the sender's credits make this impossible; the receiver also checks ``space`` and
-treats a violation as a bad block).
+treats a violation as a bad block); ``rxbuf_gearbox_facts_fresh`` -- the registered gearbox
+facts equal what they stand for (``have_pop`` = the fill after popping a word,
+``out_valid`` = a word is ready), every cycle.
 """
 
 from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..proto.formats import FLIT_BYTES, LPH_BYTES
 from ..stream import packet_stream
@@ -33,8 +43,7 @@ __all__ = ["RxBuffer"]
 def _meta_layout():
     from amaranth.lib import data
     return data.StructLayout({
-        "data": FLIT_BITS,
-        "offset": range(LPH_BYTES + 1),     # payload starts at this byte of the flit
+        "data": FLIT_BITS,                  # the flit, its payload moved to the front
         "nbytes": range(FLIT_BYTES + 1),    # payload bytes in this flit
         "last": 1,                          # last flit of its packet
     })
@@ -105,19 +114,33 @@ class RxBuffer(wiring.Component):
             write.eq(self.wr_en & self.space),
             wr.addr.eq(wptr),
             wr.en.eq(write),
-            wr.data.data.eq(self.wr_data),
-            wr.data.offset.eq(self.wr_offset),
+            # The header is dropped on the way in (wr_offset is 0, LBH or LPH bytes): the
+            # read side then only needs the shift that places the payload in the gearbox.
+            wr.data.data.eq(shl_bytes(self.wr_data, self.wr_offset)),
             wr.data.nbytes.eq(self.wr_nbytes),
             wr.data.last.eq(self.wr_last),
         ]
         # Checked at the clock edge, on the values the write is judged on.
         m.d.sync += Assert(~self.wr_en | self.space, "rx_buffer_never_overflows")
 
-        # --- read pipeline: memory -> (m_valid, rd.data) -> gearbox -------------------------
+        # --- read pipeline: memory -> (m_valid, rd.data) -> q -> gearbox ------------------
+        # Stage M is the memory's output (m_valid, rd.data: the flit at rptr); stage Q its
+        # output register (q_*), the only thing the DP16KD output feeds. `take` moves a flit
+        # from M to Q and is what the read pointer, the fill level and the credit return
+        # count (a flit in Q is read).
         m_valid = Signal()
         m_ready = Signal()
         take = Signal()
-        m.d.comb += take.eq(m_valid & m_ready)
+        q_valid = Signal()
+        q_take = Signal()       # the gearbox takes Q's flit
+        q_data = Signal(FLIT_BITS)
+        q_nbytes = Signal(range(FLIT_BYTES + 1))
+        q_last = Signal()
+        m.d.comb += [m_ready.eq(~q_valid | q_take), take.eq(m_valid & m_ready)]
+        with m.If(take):
+            m.d.sync += [q_data.eq(rd.data.data), q_nbytes.eq(rd.data.nbytes),
+                         q_last.eq(rd.data.last)]
+        m.d.sync += q_valid.eq(take | (q_valid & ~q_take))
         next_rptr = Signal(range(depth))
         m.d.comb += [
             next_rptr.eq(Mux(take, nxt(rptr), rptr)),
@@ -172,17 +195,24 @@ class RxBuffer(wiring.Component):
                 m.d.sync += cell_fill.eq(cell_fill + 1)
 
         # --- gearbox: payload bytes of each flit appended to a 40-byte accumulator ----------
+        # `acc` holds `have` payload bytes from its front; its front word is the output.
+        # Everything the byte shifter depends on comes from registers: Q's flit, and the
+        # shift amount `have_p` (the fill after this cycle's pop), chosen by `pop` between
+        # `have` and `have_pop`, a register kept equal to the fill after popping a word.
+        word = FLIT_BYTES
         acc = Signal(2 * FLIT_BITS)
-        have = Signal(range(2 * FLIT_BYTES + 1))
+        have = Signal(range(2 * word + 1))
+        # == have - out_n (what a pop leaves); as wide as `have`, so that the equality holds
+        # for every value `have` can take and its check is inductive by itself.
+        have_pop = Signal.like(have)
+        out_valid = Signal()                   # == a word (or a packet's end) is ready
         flush = Signal()        # the accumulator holds the end of a packet
         first = Signal(init=1)  # the next word out starts a packet
-        out_valid = Signal()
         out_last = Signal()
-        out_n = Signal(range(FLIT_BYTES + 1))
+        out_n = Signal(range(word + 1))
         m.d.comb += [
-            out_valid.eq((have >= FLIT_BYTES) | (flush & (have != 0))),
-            out_last.eq(flush & (have <= FLIT_BYTES)),
-            out_n.eq(Mux(have >= FLIT_BYTES, FLIT_BYTES, have)),
+            out_last.eq(flush & (have <= word)),
+            out_n.eq(Mux(have >= word, word, have)),
             self.o.valid.eq(out_valid),
             self.o.payload.data.eq(acc[FLIT_BITS:]),
             self.o.payload.nbytes.eq(out_n),
@@ -195,25 +225,42 @@ class RxBuffer(wiring.Component):
         have_p = Signal.like(have)
         m.d.comb += [
             acc_p.eq(Mux(pop, Cat(Const(0, FLIT_BITS), acc[:FLIT_BITS]), acc)),
-            have_p.eq(have - Mux(pop, out_n, 0)),
+            have_p.eq(Mux(pop, have_pop, have)),
         ]
         flush_done = pop & out_last
         accept = Signal()
+        # After a pop at most a word is left (have <= 2 words), so a flit fits exactly when
+        # it pops or the accumulator holds at most a word.
         m.d.comb += [
-            accept.eq(m_valid & (~flush | flush_done) & (have_p <= FLIT_BYTES)),
-            m_ready.eq(accept),
+            accept.eq(q_valid & (~flush | flush_done) & (pop | (have <= word))),
+            q_take.eq(accept),
         ]
-        payload = keep_top_bytes(shl_bytes(rd.data.data, rd.data.offset), rd.data.nbytes)
-        placed = shr_bytes(Cat(Const(0, FLIT_BITS), payload), have_p)
+        payload = keep_top_bytes(q_data, q_nbytes)
+        # have_p <= one word whenever the flit is accepted: its low bits are the amount.
+        shift = have_p[:ceil_log2(word + 1)]
+        placed = shr_bytes(Cat(Const(0, FLIT_BITS), payload), shift)
+        have_next = Signal.like(have)
+        flush_next = Signal()
         with m.If(accept):
-            m.d.sync += [acc.eq(acc_p | placed), have.eq(have_p + rd.data.nbytes),
-                         flush.eq(rd.data.last)]
+            m.d.sync += acc.eq(acc_p | placed)
+            m.d.comb += [have_next.eq(have_p + q_nbytes), flush_next.eq(q_last)]
         with m.Else():
-            m.d.sync += [acc.eq(acc_p), have.eq(have_p)]
-            with m.If(flush_done):
-                m.d.sync += flush.eq(0)
+            m.d.sync += acc.eq(acc_p)
+            m.d.comb += [have_next.eq(have_p), flush_next.eq(flush & ~flush_done)]
+        have_pop_next = Mux(have_next >= word, have_next - word, 0)
+        if self.mutant == "have_pop_stale":     # formal mutant: have_pop misses a pop
+            have_pop_next = Mux(pop, have_pop, have_pop_next)
+        m.d.sync += [
+            have.eq(have_next), flush.eq(flush_next), have_pop.eq(have_pop_next),
+            out_valid.eq((have_next >= word) | (flush_next & (have_next != 0))),
+        ]
         with m.If(pop):
             m.d.sync += first.eq(out_last)
+        # rxbuf_gearbox_facts_fresh: the registered facts are what they stand for (checked
+        # at the edge, on this cycle's values; the formal harness proves it).
+        m.d.sync += Assert((have_pop == have - out_n) &
+                           (out_valid == ((have >= word) | (flush & (have != 0)))),
+                           "rxbuf_gearbox_facts_fresh")
 
-        m.d.comb += self.empty.eq((used == 0) & ~m_valid & (have == 0) & ~flush)
+        m.d.comb += self.empty.eq((used == 0) & ~m_valid & ~q_valid & (have == 0) & ~flush)
         return m
