@@ -75,3 +75,14 @@ def test_voq_occupancy(mutant, failing, tmp_path):
 def test_cover_all_ports_transmitting(tmp_path):
     result = check(sf.formal_switch_cover(ports=2), "cover", 10, tmp_path)
     assert "cover_all_ports_transmitting" in result.reached, result.summary()
+
+
+@pytest.mark.parametrize("mutant", [None, "forfeit_lost", "turn_not_held"])
+def test_vl_scheduler_delayed_turn(mutant, tmp_path):
+    """The DWRR turn applied one clock later, with the turn's VL held: no VL off its turn
+    keeps credit (bounded, 12 steps; the mutants are refuted within it)."""
+    result = check(sf.formal_vl_scheduler(mutant=mutant), "bmc", 12, tmp_path)
+    if mutant is None:
+        assert result.passed, result.summary()
+    else:
+        assert result.failed_property == "dwrr_no_credit_off_turn", result.summary()

@@ -15,10 +15,23 @@ Policy (the shape of IEEE 802.1Qaz ETS, on flits):
   one unit of its deficit; moving to the next eligible VL (round-robin order) adds that VL's
   ``quantum``. A VL left because it ran empty forfeits a positive deficit (as in DRR, an
   idle queue does not bank credit); a negative deficit (a packet overran the quantum) is
-  carried, so long-run shares follow the quanta exactly.
+  carried, so long-run shares follow the quanta exactly. Flits of strict VLs cost nothing
+  (their deficit is not used, and charging it would wrap a long-served strict VL's counter).
+
+Timing: a new DWRR turn (the allocator's ``start`` on a VL other than the current one) is
+*applied one clock later*: ``start`` only loads the one-bit ``turn`` register (with the
+turn's VL and whether the old VL forfeits, both computed from registers), and the next clock
+moves ``current`` and adds the quantum. During that clock the scheduler serves the turn's
+VL (*held*: a start then continues the turn and opens no new one), so a turn is never
+computed from the not-yet-updated state. So ``start``, late in the allocator's cycle, drives
+one flip-flop instead of every deficit's multiplexer. Property
+``dwrr_no_credit_off_turn``: a shared VL other than the current one never holds a positive
+deficit (no turn's quantum is left behind or added twice); mutants ``forfeit_lost`` (the
+delayed turn forgets the old VL's forfeit) and ``turn_not_held`` (a new turn may start while
+one is in flight) break it.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,7 +54,12 @@ class EgressVlScheduler(wiring.Component):
     valid : Out(1)               some VL is eligible
     """
 
-    def __init__(self, num_vls, quantum_bits, max_packet_flits):
+    MUTANTS = ("forfeit_lost", "turn_not_held")
+
+    def __init__(self, num_vls, quantum_bits, max_packet_flits, *, mutant=None):
+        if mutant not in (None, *self.MUTANTS):
+            raise ValueError(f"unknown EgressVlScheduler mutant {mutant!r}")
+        self.mutant = mutant
         self.num_vls = num_vls
         self.quantum_bits = quantum_bits
         # A deficit ranges from -(max packet) to quantum + max packet.
@@ -86,28 +104,41 @@ class EgressVlScheduler(wiring.Component):
         strict_vl = onehot_index(round_robin_pick(m, strict_ready, 0, nv, "strict"), nv)
         use_strict = Signal()
         m.d.comb += use_strict.eq(strict_ready.any())
+        # A turn started last clock, applied now (see the module docstring).
+        turn = Signal()
+        turn_vl = Signal(range(nv))
+        turn_forfeit = Signal()
+        held = turn if self.mutant != "turn_not_held" else 0
         chosen = Signal(range(nv))
         m.d.comb += [
-            chosen.eq(Mux(use_strict, strict_vl, Mux(stay, current, nxt))),
+            chosen.eq(Mux(use_strict, strict_vl, Mux(held, turn_vl, Mux(stay, current, nxt)))),
             self.vl.eq(chosen),
             self.valid.eq(self.eligible.any()),
         ]
 
         new_turn = Signal()
-        m.d.comb += new_turn.eq(self.start & ~use_strict & ~stay)
+        m.d.comb += new_turn.eq(self.start & ~use_strict & ~held & ~stay)
+        # Registered turn: `start` loads one bit; what the turn does is computed from registers.
+        m.d.sync += [turn.eq(new_turn), turn_vl.eq(nxt),
+                     turn_forfeit.eq(~cur_eligible & (cur_deficit > 0))]
         for v in range(nv):
-            cost = Mux(self.sent & (self.sent_vl == v), 1, 0)
-            # Both outcomes are computed from registers and the eligibility; `start` (the
-            # allocator's grant, late in the cycle) only selects one, so no adder hangs
-            # behind the allocator.
+            cost = Mux(self.sent & (self.sent_vl == v) & ~self.strict[v], 1, 0)
             kept = Signal(self.deficit_shape, name=f"deficit_kept{v}")
             turned = Signal(self.deficit_shape, name=f"deficit_turned{v}")
             # Leaving a VL that ran empty: forfeit what is left of its turn.
-            forfeits = (current == v) & ~cur_eligible & (deficit[v] > 0)
+            forfeits = (current == v) & turn_forfeit & (deficit[v] > 0)
+            if self.mutant == "forfeit_lost":
+                forfeits = 0
             m.d.comb += [kept.eq(deficit[v] - cost),
                          turned.eq(Mux(forfeits, 0, deficit[v])
-                                   + Mux(nxt == v, self.quantum[v], 0) - cost)]
-            m.d.sync += deficit[v].eq(Mux(new_turn, turned, kept))
-        with m.If(new_turn):
-            m.d.sync += current.eq(nxt)
+                                   + Mux(turn_vl == v, self.quantum[v], 0) - cost)]
+            m.d.sync += deficit[v].eq(Mux(turn, turned, kept))
+        with m.If(turn):
+            m.d.sync += current.eq(turn_vl)
+
+        # Property: a shared VL off its turn holds no credit.
+        off_ok = 1
+        for v in range(nv):
+            off_ok = off_ok & ((current == v) | self.strict[v] | (deficit[v] <= 0))
+        m.d.comb += Assert(off_ok, "dwrr_no_credit_off_turn")
         return m

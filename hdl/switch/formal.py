@@ -9,11 +9,12 @@ from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signa
 from amaranth.lib import data, wiring
 
 from .allocator import FifoAllocator, IslipAllocator, matching_properties
+from .egress import EgressVlScheduler
 from .voq import VoqBuffer
 
 __all__ = ["AllocatorHarness", "starvation_bound", "formal_islip", "formal_islip_starvation",
            "formal_fifo_allocator",
-           "VoqHarness", "formal_voq"]
+           "VoqHarness", "formal_voq", "VlSchedulerHarness", "formal_vl_scheduler"]
 
 
 def starvation_bound(allocator, num_ports):
@@ -181,6 +182,34 @@ def formal_voq(*, queues=2, queue_flits=2, num_vls=2, mutant=None):
     word = data.StructLayout({"last": 1})
     return VoqHarness(VoqBuffer(queues, queue_flits, num_vls=num_vls, word_layout=word,
                                 mutant=mutant))
+
+
+class VlSchedulerHarness(Elaboratable):
+    """An :class:`EgressVlScheduler` with every input free (eligibility, strict mask,
+    quanta, starts, sent flits), for its own property ``dwrr_no_credit_off_turn``."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.sched = s = self.scheduler
+        nv = s.num_vls
+        m.d.comb += [s.eligible.eq(AnySeq(nv)), s.strict.eq(AnySeq(nv)),
+                     s.start.eq(AnySeq(1)), s.sent.eq(AnySeq(1)),
+                     s.sent_vl.eq(AnySeq(len(s.sent_vl)))]
+        for v in range(nv):
+            m.d.comb += s.quantum[v].eq(AnySeq(s.quantum_bits))
+        # Starts are free too: the switch's requests re-check the current queues, so a start
+        # can come while the (registered, older) eligibility shows nothing.
+        m.d.comb += Assume(s.sent_vl < nv, "sent_vl_exists")
+        return m
+
+
+def formal_vl_scheduler(*, num_vls=3, mutant=None):
+    """Bounded: free ``sent`` pulses could wrap a deficit after 2^(bits-1) flits, which no
+    switch does (every flit belongs to a started packet), so induction is not attempted."""
+    return VlSchedulerHarness(EgressVlScheduler(num_vls, 3, 2, mutant=mutant))
 
 
 def formal_switch_cover(*, ports=2, mutant=None):
