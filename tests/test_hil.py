@@ -294,6 +294,13 @@ def _check_link_ports_carry_packets(board):
         board.read("links.state") == 3
     result = traffic_test(board, packets=8)
     assert result["ok"], result["checks"]
+    # The pin PHY runs and lost nothing on the wire (its loss counters are registers too).
+    from ubproto.platforms.designs.pinlink import PinState
+    first = (lambda v: v[0] if isinstance(v, list) else v)
+    pins = board.counters("links")
+    assert first(pins["pin_state"]) == PinState.RUN
+    for name in ("pin_overflows", "pin_misframes", "pin_underflows"):
+        assert first(pins[name]) == 0, (name, pins[name])
 
 
 def _check_link_retries_through_bit_errors(board):

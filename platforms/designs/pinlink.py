@@ -90,7 +90,7 @@ LINK_COUNTERS = ("tx_packets", "rx_packets", "tx_replayed_blocks", "rx_bad_crc",
 #: Fault injector inputs set from registers, and its counters.
 FAULT_CONTROLS = ("error_threshold", "drop_threshold", "down_cmd")
 FAULT_COUNTERS = ("ab_corrupted", "ab_dropped")
-#: PHY adapter counters (outputs of LinkPort, not yet in the ``links`` register block).
+#: PHY adapter counters (LinkPort outputs; registers of the ``links`` block).
 PIN_COUNTERS = ("pin_skips", "pin_overflows", "pin_misframes", "pin_underflows",
                 "pin_resyncs")
 #: Pins next to the data pins in ``tx_pins``/``rx_pins``: frame, kind (bits pins, pins + 1).

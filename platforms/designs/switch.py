@@ -139,7 +139,7 @@ def dataplane_block(ports, name="dataplane"):
 
 def links_block(links, name="links"):
     """Registers of the link ports (``switch-links`` dut): one entry per link port."""
-    from .pinlink import FAULT_CONTROLS, FAULT_COUNTERS, LINK_COUNTERS
+    from .pinlink import FAULT_CONTROLS, FAULT_COUNTERS, LINK_COUNTERS, PIN_COUNTERS, PinState
     docs = {"state": "link state: 0 DISABLED, 1 PARAM_INIT, 2 CREDIT_INIT, 3 NORMAL, 4 ERROR",
             "in_sync": "receiver block alignment", "pin_locked": "frame marks arriving",
             "pin_frames": "flits received over the pins",
@@ -148,11 +148,19 @@ def links_block(links, name="links"):
             "rx_bad_crc": "blocks with a bad CRC30", "rx_retry_rounds": "retry rounds started",
             "link_ups": "times the link reached NORMAL",
             "ab_corrupted": "flits the fault injector corrupted",
-            "ab_dropped": "flits the fault injector dropped"}
-    widths = {"state": 3, "in_sync": 1, "pin_locked": 1}
+            "ab_dropped": "flits the fault injector dropped",
+            "pin_state": "pin receiver: " + ", ".join(f"{i} {n}" for i, n in
+                                                       enumerate(PinState.NAMES)),
+            "pin_skips": "skip slots sent while waiting for the peer's flit (rate matching)",
+            "pin_overflows": "flits lost because the receive FIFO was full",
+            "pin_misframes": "frame marks inside a slot (garbage or a broken cable)",
+            "pin_underflows": "endpoint ticks without a flit (never, unless broken)",
+            "pin_resyncs": "times the pin receiver fell back to DOWN"}
+    widths = {"state": 3, "in_sync": 1, "pin_locked": 1,
+              "pin_state": (len(PinState.NAMES) - 1).bit_length()}
     regs = [Register(n, "ro", docs[n], width=widths.get(n, 32), count=links)
-            for n in ("state", "in_sync", "pin_locked", "pin_frames", *LINK_COUNTERS,
-                      *FAULT_COUNTERS)]
+            for n in ("state", "in_sync", "pin_locked", "pin_frames", "pin_state",
+                      *LINK_COUNTERS, *FAULT_COUNTERS, *PIN_COUNTERS)]
     cdocs = {"error_threshold": "fault injector: bit-error probability per flit * 2^32",
              "drop_threshold": "fault injector: flit-drop probability * 2^32",
              "down_cmd": "fault injector: 1 holds the link down"}
@@ -376,7 +384,9 @@ class SwitchDutModel:
             # Lossless and in order without faults: a link port returns what it is sent, like a
             # reflector. Counters that depend on timing (flits, replays) read 0 here.
             self.link_counts = {"tx_packets": [0] * link_ports, "rx_packets": [0] * link_ports}
-            constant = {"state": 3, "in_sync": 1, "pin_locked": 1, "link_ups": 1}
+            from .pinlink import PinState
+            constant = {"state": 3, "in_sync": 1, "pin_locked": 1, "link_ups": 1,
+                        "pin_state": PinState.RUN}
             for reg in links_block(link_ports).registers:
                 if reg.access != "ro":
                     continue
