@@ -308,7 +308,11 @@ class Framer(wiring.Component):
         # --- later flits (busy) -------------------------------------------------------------
         # When busy, flit 0 of a block is never the packet's first (that one is not busy).
         # Gearbox: the next word joins the accumulator at byte `have` (have <= 20, so it fits
-        # in the 40-byte window); the flit takes the first `take` bytes of the window.
+        # in the 40-byte window); the flit takes the first `take` bytes of the window, and
+        # the window moved up by `take` is the next accumulator. That next accumulator is
+        # computed without the window, so that no path has two byte shifters in a row:
+        # shl(acc | shr(word, have), take) = shl(acc, take) | (word placed at have - take),
+        # the word's bytes that would land above the front being the ones this flit takes.
         word = words[vl]
         placed = Signal(2 * FLIT_BITS)
         m.d.comb += placed.eq(shr_bytes(Cat(Const(0, FLIT_BITS), word.payload),
@@ -316,6 +320,16 @@ class Framer(wiring.Component):
         window = Signal(2 * FLIT_BITS)
         m.d.comb += window.eq(acc | Mux(pull, placed, 0))
         payload = keep_top_bytes(window[FLIT_BITS:], take)
+        # `have - take` is in -FLIT_BYTES..FLIT_BYTES: the word enters a 3-word vector at its
+        # front and moves down by have - take + FLIT_BYTES (0..2 words); the next
+        # accumulator is the vector's last two words.
+        place_at = Signal(range(2 * FLIT_BYTES + 1))
+        m.d.comb += place_at.eq(have[:have_bits] + FLIT_BYTES - take)
+        word_next = Signal(2 * FLIT_BITS)
+        m.d.comb += word_next.eq(
+            shr_bytes(Cat(Const(0, 2 * FLIT_BITS), word.payload), place_at)[:2 * FLIT_BITS])
+        acc_next = Signal(2 * FLIT_BITS)
+        m.d.comb += acc_next.eq(shl_bytes(acc, take) | Mux(pull, word_next, 0))
 
         lbh = Signal(LAYOUTS["LBH"])
         m.d.comb += [lbh.vl.eq(vl), lbh.cfg.eq(self.cfg)]
@@ -367,7 +381,7 @@ class Framer(wiring.Component):
         ]
         with m.If(self.advance & busy):
             m.d.sync += [
-                acc.eq(shl_bytes(window, take)),
+                acc.eq(acc_next),
                 have.eq(have_n),
                 remaining.eq(remaining_n),
                 words_left.eq(words_left - pull),
