@@ -190,12 +190,17 @@ class RxCreditHarness(Elaboratable):
         m.d.comb += Cover(regrant & buf.empty & ~buf.abort, "cover_regrant_after_reset")
 
         if self.strengthen:
-            p = _internals(fragment, {"blk_count", "open_count", "avail", "m_valid", "cell_fill"})
+            # The buffer applies a block's verdict a cycle late; its counts with that verdict
+            # applied (*_e) are what the sender model's state matches.
+            p = _internals(fragment, {"blk_count_e", "open_count_e", "avail", "avail_e",
+                                      "m_valid", "cell_fill", "p_commit", "p_rollback"})
             m.d.comb += [
-                Assert(p["open_count"] == Mux(pkt_on, written, 0), "inv_open_packet_flits"),
-                Assert(p["blk_count"] == Mux(pkt_on, blk, 0), "inv_open_block_flits"),
-                Assert(buf.used == p["avail"] + p["open_count"], "inv_used_is_committed_plus_open"),
+                Assert(p["open_count_e"] == Mux(pkt_on, written, 0), "inv_open_packet_flits"),
+                Assert(p["blk_count_e"] == Mux(pkt_on, blk, 0), "inv_open_block_flits"),
+                Assert(buf.used == p["avail_e"] + p["open_count_e"],
+                       "inv_used_is_committed_plus_open"),
                 Assert(~p["m_valid"] | (p["avail"] != 0), "inv_read_only_committed"),
+                Assert(~(p["p_commit"] & p["p_rollback"]), "inv_one_late_verdict"),
                 Assert(Mux(pkt_on, (written < pkt_len) & (blk < self.block_flits), blk == 0),
                        "inv_sender_position"),
                 Assert(~regrant | ((tx_credits == 0) & (returning == 0) & ~pkt_on),

@@ -20,6 +20,11 @@ so that the consumer's ``ready`` passes one multiplexer before the byte shifter.
 ``cell`` flits read (and the end of each packet) free one credit cell (``freed``), so a
 packet of F flits frees ceil(F / cell) cells, what it consumed.
 
+A block's verdict (``commit_block`` / ``rollback_block``, the end of the receiver's CRC
+check) is registered and applied one cycle later, from registers; the write address,
+``space``, ``used`` and the reader see the pointers and counts with it applied (forwarded),
+so the ports behave as if it were applied at once and the latency is unchanged.
+
 Formal/simulation properties: ``rx_buffer_never_overflows`` -- a write never finds the buffer
 full (the sender's credits make this impossible; the receiver also checks ``space`` and
 treats a violation as a bad block); ``rxbuf_gearbox_facts_fresh`` -- the registered gearbox
@@ -104,15 +109,53 @@ class RxBuffer(wiring.Component):
         blk_start = Signal(range(depth))
         pkt_commit = Signal(range(depth))
         rptr = Signal(range(depth))
-        used = self.used
+        used_r = Signal(range(depth + 1))
         blk_count = Signal(range(depth + 1))     # flits of the block in progress
         open_count = Signal(range(depth + 1))    # flits of the packet in progress
+
+        # --- the block verdict, applied a cycle late -----------------------------------------
+        # commit_block / rollback_block arrive at the end of the receiver's longest path (CRC
+        # compare -> accept). They are only registered here (p_*) and applied in the next
+        # cycle, from registers: the "effective" values (*_e) are the pointers and counts
+        # with that verdict applied, and everything this cycle does (the write address,
+        # space, used, the reader's commit) starts from them, so the late verdict is
+        # invisible from outside (same ports and cycle behaviour, same latency).
+        p_commit = Signal()         # the block that ended last cycle is committed ...
+        p_commit_packet = Signal()  # ... and ended its packet
+        p_rollback = Signal()       # the block that ended last cycle is taken back
+        m.d.sync += [
+            p_rollback.eq(self.rollback_block & ~self.abort),
+            p_commit.eq(self.commit_block & ~self.rollback_block & ~self.abort),
+            p_commit_packet.eq(self.commit_packet),
+        ]
+        pkt_done = p_commit & p_commit_packet
+        wptr_e = Signal.like(wptr, name="wptr_e")
+        blk_start_e = Signal.like(blk_start, name="blk_start_e")
+        pkt_commit_e = Signal.like(pkt_commit, name="pkt_commit_e")
+        blk_count_e = Signal.like(blk_count, name="blk_count_e")
+        open_count_e = Signal.like(open_count, name="open_count_e")
+        dropped_p = Signal(range(depth + 1), name="dropped_p")      # by the late rollback
+        committed_p = Signal(range(depth + 1), name="committed_p")  # by the late commit
+        m.d.comb += [
+            wptr_e.eq(Mux(p_rollback, blk_start, wptr)),
+            blk_start_e.eq(Mux(p_commit, wptr, blk_start)),
+            pkt_commit_e.eq(Mux(pkt_done, wptr, pkt_commit)),
+            blk_count_e.eq(Mux(p_commit | p_rollback, 0, blk_count)),
+            open_count_e.eq(Mux(p_rollback, open_count - blk_count,
+                                Mux(pkt_done, 0, open_count))),
+            dropped_p.eq(Mux(p_rollback, blk_count, 0)),
+            committed_p.eq(Mux(pkt_done, open_count, 0)),
+        ]
+        if self.mutant == "rollback_keeps_used":    # formal mutant: a rollback leaks its flits
+            m.d.comb += dropped_p.eq(0)
+        used = self.used
+        m.d.comb += used.eq(used_r - dropped_p)
 
         write = Signal()
         m.d.comb += [
             self.space.eq(used != depth),
             write.eq(self.wr_en & self.space),
-            wr.addr.eq(wptr),
+            wr.addr.eq(wptr_e),
             wr.en.eq(write),
             # The header is dropped on the way in (wr_offset is 0, LBH or LPH bytes): the
             # read side then only needs the shift that places the payload in the gearbox.
@@ -146,39 +189,30 @@ class RxBuffer(wiring.Component):
             next_rptr.eq(Mux(take, nxt(rptr), rptr)),
             rd.addr.eq(next_rptr),
         ]
-        # Committed, unread flits. Judged on the value before this cycle's commit, so a flit
-        # is never read in the cycle it is written (the read port is not transparent); a
-        # count rather than a pointer comparison tells a full ring from an empty one.
+        # Committed, unread flits, with last cycle's commit (the flits it commits were written
+        # by last cycle, so the read port, which is not transparent, already returns them).
+        # A count rather than a pointer comparison tells a full ring from an empty one.
         avail = Signal(range(depth + 1))
-        m.d.sync += [rptr.eq(next_rptr), m_valid.eq((avail - take) != 0)]
+        avail_e = Signal.like(avail, name="avail_e")
+        m.d.comb += avail_e.eq(avail + committed_p)
+        m.d.sync += [rptr.eq(next_rptr), m_valid.eq((avail_e - take) != 0)]
 
         # --- write side pointers and the fill level ----------------------------------------
-        w_after = Mux(write, nxt(wptr), wptr)
-        blk_after = blk_count + write
-        open_after = open_count + write
+        # This cycle's write goes after the effective pointers; this cycle's verdict only
+        # sets p_* (above). An abort (link down) is not delayed: it drops what is left of
+        # the open packet once last cycle's verdict is applied.
+        w_after = Mux(write, nxt(wptr_e), wptr_e)
         dropped = Signal(range(depth + 1))
-        committed = Signal(range(depth + 1))
+        m.d.comb += dropped.eq(dropped_p + Mux(self.abort, open_count_e + write, 0))
         with m.If(self.abort):
-            m.d.sync += [wptr.eq(pkt_commit), blk_start.eq(pkt_commit), blk_count.eq(0),
-                         open_count.eq(0)]
-            m.d.comb += dropped.eq(open_after)
-        with m.Elif(self.rollback_block):
-            m.d.sync += [wptr.eq(blk_start), blk_count.eq(0),
-                         open_count.eq(open_after - blk_after)]
-            m.d.comb += dropped.eq(blk_after)
-        with m.Elif(self.commit_block):
-            m.d.sync += [wptr.eq(w_after), blk_start.eq(w_after), blk_count.eq(0)]
-            with m.If(self.commit_packet):
-                m.d.sync += [pkt_commit.eq(w_after), open_count.eq(0)]
-                m.d.comb += committed.eq(open_after)
-            with m.Else():
-                m.d.sync += open_count.eq(open_after)
+            m.d.sync += [wptr.eq(pkt_commit_e), blk_start.eq(pkt_commit_e), blk_count.eq(0),
+                         open_count.eq(0), pkt_commit.eq(pkt_commit_e)]
         with m.Else():
-            m.d.sync += [wptr.eq(w_after), blk_count.eq(blk_after), open_count.eq(open_after)]
-        m.d.sync += [used.eq(used + write - take - dropped),
-                     avail.eq(avail - take + committed)]
-        if self.mutant == "rollback_keeps_used":    # formal mutant: a rollback leaks its flits
-            m.d.sync += used.eq(used + write - take - Mux(self.abort, dropped, 0))
+            m.d.sync += [wptr.eq(w_after), blk_start.eq(blk_start_e),
+                         pkt_commit.eq(pkt_commit_e), blk_count.eq(blk_count_e + write),
+                         open_count.eq(open_count_e + write)]
+        m.d.sync += [used_r.eq(used_r + write - take - dropped),
+                     avail.eq(avail_e - take)]
 
         # --- credit return: one cell per `cell` flits read, and at each packet end ----------
         cell_fill = Signal(range(1 << self.max_cell_shift))
