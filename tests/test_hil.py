@@ -352,3 +352,17 @@ def test_link_ports_on_the_simulated_scale_up_board():
         _check_link_retries_through_bit_errors(board)
     finally:
         board.close()
+
+
+def test_cli_reports_a_value_that_does_not_fit_without_a_traceback(capsys):
+    """A user's mistake on the command line (a value wider than the register, more table
+    entries than the table has) is a one-line error and exit status 1, not a traceback."""
+    from ubproto.cli import main
+    assert main(["hil", "--target", "model://", "--traffic", "0",
+                 "--write", "switch.allocator_iterations=9"]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit" in err and "Traceback" not in err
+    assert main(["hil", "--target", "model://", "--traffic", "0",
+                 "--table", "switch.sl_to_vl=" + ",".join(["0"] * 40)]) == 1
+    err = capsys.readouterr().err
+    assert "do not fit" in err and "Traceback" not in err

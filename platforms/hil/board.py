@@ -15,7 +15,7 @@ built from another description.
 """
 
 from ...config import HilConfig
-from ...errors import UbprotoError
+from ...errors import ConfigError, UbprotoError
 from ...hdl.host.core import IDENT
 from ...hdl.host.protocol import Command, Op
 from ...hdl.host.regmap import RegisterMap, parse_name
@@ -71,7 +71,7 @@ class Board:
     def write(self, name, value):
         reg = self.regmap.register(name)
         if not 0 <= value <= reg.mask:
-            raise ValueError(f"{name} is {reg.width} bits; {value} does not fit")
+            raise ConfigError(f"{name} is {reg.width} bits; {value} does not fit")
         self.client.run([Command(Op.WRITE, self.regmap.address(name), 1, (value,))],
                         describe=self._describe)
 
@@ -86,7 +86,7 @@ class Board:
         block, reg_name, _ = parse_name(name)
         reg = self.regmap.block(block).register(reg_name)
         if start + len(values) > reg.count:
-            raise ValueError(f"{name} has {reg.count} entries; {len(values)} from {start} "
+            raise ConfigError(f"{name} has {reg.count} entries; {len(values)} from {start} "
                              f"do not fit")
         self.client.run([Command(Op.BURST_WRITE, self.regmap.address(name, start), len(values),
                                  tuple(values))], describe=self._describe)
