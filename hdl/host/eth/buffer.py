@@ -119,7 +119,13 @@ class FrameBuffer(wiring.Component):
         ptr_bits = self.depth.bit_length()         # one more bit than the address: full/empty
         addr_bits = ptr_bits - 1
 
-        m.submodules.mem = mem = Memory(shape=9, depth=self.depth, init=[])
+        # A byte and its ``last`` flag (9 bits), except with the output stage: there ``last``
+        # comes from the read side's down-counter, and an 8-bit memory maps to DP16KDs in
+        # 4096 x 4 mode side by side, with no multiplexer between the RAMs and the output
+        # register (4096 x 9 became two 2048 x 9 RAMs and a multiplexer choosing between
+        # them, the eth domain's critical path: 8.2 ns).
+        mem_width = 8 if self.output_stage else 9
+        m.submodules.mem = mem = Memory(shape=mem_width, depth=self.depth, init=[])
         wport = mem.write_port(domain=self.w_domain)
         rport = mem.read_port(domain=self.r_domain, transparent_for=())
         if self.w_domain == self.r_domain:
@@ -162,7 +168,8 @@ class FrameBuffer(wiring.Component):
             byte = self.w.payload
             store = ~full & ~w_overflow
             m.d.comb += [wport.addr.eq(w_ptr[:addr_bits]),
-                         wport.data.eq(Cat(byte.data, byte.last)), wport.en.eq(store)]
+                         wport.data.eq(Cat(byte.data, byte.last)[:mem_width]),
+                         wport.en.eq(store)]
             with m.If(byte.last):
                 good = ~byte.error & store & room_for_desc
                 with m.If(good):
@@ -197,7 +204,7 @@ class FrameBuffer(wiring.Component):
             rd += [cur_valid.eq(1), cur_left.eq(frame_bytes)]
         m.d.comb += [rport.addr.eq(r_ptr[:addr_bits]), rptr_sync.i.eq(r_ptr)]
         if self.output_stage:
-            fetch = self._queued_output(m, rport, cur_valid)
+            fetch = self._queued_output(m, rport, cur_valid, cur_left == 1)
         else:
             # Fetch while the current frame has bytes left and the output slot is free (the
             # memory's registered output is the slot: it holds while nothing is fetched).
@@ -225,17 +232,20 @@ class FrameBuffer(wiring.Component):
                 rd += cur_valid.eq(0)             # the frame's last byte: free the registers
         return m
 
-    def _queued_output(self, m, rport, fetch_wanted):
+    def _queued_output(self, m, rport, fetch_wanted, fetch_is_last):
         """The read side with ``output_stage``: RAM read -> a register at the RAM's output
         with no logic before it -> a small queue -> ``r``. On ECP5 the block RAM's output
         (unregistered) arrives 5.8 ns after the clock; any multiplexer between it and a
         flip-flop broke the 8 ns of the MAC's 125 MHz clock. ``fetch_wanted``: the current
-        frame has bytes left. Returns ``fetch``."""
+        frame has bytes left; ``fetch_is_last``: the next fetch is its last byte (travels
+        beside the RAM, which holds data bytes only). Returns ``fetch``."""
         rd = m.d[self.r_domain]
         m.submodules.out_queue = queue = DomainRenamer({"sync": self.r_domain})(
             SyncFIFO(width=9, depth=self.OUTPUT_QUEUE))
         reading = Signal()                # a fetch was issued last cycle: RAM data is valid
-        captured = Signal(9)
+        reading_last = Signal()           # ... and it was the frame's last byte
+        captured = Signal(8)
+        captured_last = Signal()
         captured_valid = Signal()
         in_flight = Signal(range(self.OUTPUT_QUEUE + 1))
         m.d.comb += in_flight.eq(queue.level + reading + captured_valid)
@@ -245,8 +255,9 @@ class FrameBuffer(wiring.Component):
         # ``captured`` loads every cycle, without an enable: an enable became a multiplexer
         # in front of the flip-flop (8.3 ns at 125 MHz). ``captured_valid`` marks the cycles
         # in which it holds a fetched byte.
-        rd += [reading.eq(fetch), captured_valid.eq(reading), captured.eq(rport.data)]
-        m.d.comb += [queue.w_en.eq(captured_valid), queue.w_data.eq(captured),
+        rd += [reading.eq(fetch), captured_valid.eq(reading), captured.eq(rport.data),
+               reading_last.eq(fetch_is_last), captured_last.eq(reading_last)]
+        m.d.comb += [queue.w_en.eq(captured_valid), queue.w_data.eq(Cat(captured, captured_last)),
                      self.r.valid.eq(queue.r_rdy),
                      self.r.payload.data.eq(queue.r_data[:8]),
                      self.r.payload.last.eq(queue.r_data[8]),
