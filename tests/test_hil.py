@@ -284,6 +284,11 @@ def test_real_board_traffic(real_board):
 # The same two checks run in every CI run on a simulated scale-up board of their own
 # (test_link_ports_on_the_simulated_scale_up_board), whatever --hil-dut says.
 
+def _first_link(value):
+    """The first link port's entry of a ``links`` register (a list with several ports)."""
+    return value[0] if isinstance(value, list) else value
+
+
 def _has_link_ports(board):
     return "links" in {b.name for b in board.regmap.blocks}
 
@@ -296,11 +301,10 @@ def _check_link_ports_carry_packets(board):
     assert result["ok"], result["checks"]
     # The pin PHY runs and lost nothing on the wire (its loss counters are registers too).
     from ubproto.platforms.designs.pinlink import PinState
-    first = (lambda v: v[0] if isinstance(v, list) else v)
     pins = board.counters("links")
-    assert first(pins["pin_state"]) == PinState.RUN
+    assert _first_link(pins["pin_state"]) == PinState.RUN
     for name in ("pin_overflows", "pin_misframes", "pin_underflows"):
-        assert first(pins[name]) == 0, (name, pins[name])
+        assert _first_link(pins[name]) == 0, (name, pins[name])
 
 
 def _check_link_retries_through_bit_errors(board):
@@ -314,10 +318,9 @@ def _check_link_retries_through_bit_errors(board):
     finally:
         board.write(name, 0)
     after = board.counters("links")
-    first = (lambda v: v[0] if isinstance(v, list) else v)
     assert result["ok"], result["checks"]
-    assert first(after["rx_bad_crc"]) > first(before["rx_bad_crc"])
-    assert first(after["tx_replayed_blocks"]) > first(before["tx_replayed_blocks"])
+    assert _first_link(after["rx_bad_crc"]) > _first_link(before["rx_bad_crc"])
+    assert _first_link(after["tx_replayed_blocks"]) > _first_link(before["tx_replayed_blocks"])
 
 
 def test_link_ports_come_up_and_carry_packets(hil_board):
