@@ -43,7 +43,12 @@ NAME = "top"
 REPORT_FILE = "report.json"
 NEXTPNR_REPORT = "nextpnr-report.json"
 YOSYS_STAT = "stat.json"
+#: nextpnr's placer seed unless ``--seed`` says otherwise (results repeat for one seed and
+#: tool version; a timing margin is only trustworthy if it holds over a few seeds).
 SEED = 1
+#: ``--param`` keys that choose how the board wires the design, not what the design is
+#: (:class:`~ubproto.platforms.boards.BoardTop` keyword arguments).
+_BOARD_PARAMS = {"link_pins": str, "link_data_pins": int}
 #: RTLIL attribute lines that only carry Python source locations (left out of the key).
 _SRC_ATTRIBUTE = "attribute \\src "
 #: Seconds between progress lines while a phase is running.
@@ -75,7 +80,8 @@ class BuildReport(dict):
             verdict = "met" if data["met"] else "FAILED"
             lines.append(f"  Fmax {clock}: {data['achieved_mhz']:.1f} MHz (required "
                          f"{data['required_mhz']:.1f} MHz: {verdict})")
-        lines.append(f"  timing {'PASS' if self['timing_met'] else 'FAIL'}")
+        seed = f" (nextpnr seed {self['seed']})" if "seed" in self else ""
+        lines.append(f"  timing {'PASS' if self['timing_met'] else 'FAIL'}{seed}")
         lines.append(f"  bitstream {self['bitstream']}")
         return "\n".join(lines)
 
@@ -110,6 +116,7 @@ def _hil_config(params, design=None):
             dut_args[name] = _int_param(key, value, switch_fields[name].default)
         else:
             raise ConfigError(f"unknown parameter {key!r}; known: dut, "
+                              f"{', '.join(sorted(_BOARD_PARAMS))}, "
                               f"{', '.join(sorted(known))}, "
                               f"{', '.join('switch_' + n for n in sorted(switch_fields))}")
     if dut_args and DUTS[dut].param_prefix != "switch_":
@@ -118,6 +125,18 @@ def _hil_config(params, design=None):
     chosen = Dut.of((dut, dut_args)) if dut_args else Dut.of(dut)
     _dut_entry(chosen)                     # validates the dut's own parameters now
     return HilConfig(**hil_args), chosen
+
+
+def _board_params(params):
+    """Split ``params`` into the BoardTop keyword arguments (``link_pins``,
+    ``link_data_pins``) and the rest (for :func:`_hil_config`)."""
+    board_args, rest = {}, {}
+    for key, value in params.items():
+        if key in _BOARD_PARAMS:
+            board_args[key] = _int_param(key, value, 0) if _BOARD_PARAMS[key] is int else value
+        else:
+            rest[key] = value
+    return board_args, rest
 
 
 def _tool_env(family):
@@ -218,18 +237,24 @@ def _make_report(workdir, board, design, top, seconds):
         bitstream=_BITSTREAM[family], map_id=f"0x{top.regmap.map_id:08x}")
 
 
-def build(board, design, params=None, *, out=None, use_cache=True, progress=sys.stderr):
-    """Build ``design`` for ``board``; returns the :class:`BuildReport` (also in ``out``)."""
+def build(board, design, params=None, *, out=None, use_cache=True, progress=sys.stderr,
+          seed=SEED):
+    """Build ``design`` for ``board``; returns the :class:`BuildReport` (also in ``out``).
+    ``seed`` is nextpnr's placer seed (it is part of the build script, hence of the cache
+    key)."""
     board = get_board(board)
     design = get_design(design)
-    hil, dut = _hil_config(params or {}, design.name)
-    top = BoardTop(board, design, hil, dut=dut)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
+    board_args, params = _board_params(params or {})
+    hil, dut = _hil_config(params, design.name)
+    top = BoardTop(board, design, hil, dut=dut, **board_args)
     out = Path(out or Path("build") / f"{board.name}-{design.name}")
     env, versions = _tool_env(board.family)
     plan = top.platform.prepare(
         top, name=NAME,
         script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
-        nextpnr_opts=f"--report {NEXTPNR_REPORT} --timing-allow-fail --seed {SEED}")
+        nextpnr_opts=f"--report {NEXTPNR_REPORT} --timing-allow-fail --seed {seed}")
     key = _plan_key(plan, versions)
     entry = toolchain.cache_dir() / "bitstreams" / key
     started = time.monotonic()
@@ -259,6 +284,7 @@ def build(board, design, params=None, *, out=None, use_cache=True, progress=sys.
                                                f"({exc}); logs in {kept}\n{tail}") from None
                     report = _make_report(staging, board, design, top,
                                           time.monotonic() - started)
+                    report["seed"] = seed
                     (staging / "regmap.json").write_text(top.regmap.to_json())
                     (staging / REPORT_FILE).write_text(json.dumps(report, indent=1))
                     if entry.exists():
@@ -286,8 +312,12 @@ def add_arguments(parser):
                         help=f"one of: {', '.join(DESIGNS)}")
     parser.add_argument("--param", action="append", default=[], metavar="K=V",
                         help="design parameter (HilConfig fields, dut=NAME, switch_<SwitchConfig "
-                             "field> for dut=switch); repeatable")
+                             "field> for dut=switch, link_pins=loopback|connector, "
+                             "link_data_pins=D); repeatable")
     parser.add_argument("--out", help="output directory (default build/<board>-<design>)")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help=f"nextpnr placer seed (default {SEED}); try a few to see the "
+                             "timing margin")
     parser.add_argument("--no-cache", action="store_true", help="rebuild even if cached")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -299,7 +329,8 @@ def run(args):
         if not sep or not key:
             raise ConfigError(f"--param takes K=V, got {item!r}")
         params[key.strip()] = value.strip()
-    report = build(args.board, args.design, params, out=args.out, use_cache=not args.no_cache)
+    report = build(args.board, args.design, params, out=args.out, use_cache=not args.no_cache,
+                   seed=args.seed)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

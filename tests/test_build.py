@@ -12,7 +12,7 @@ from ubproto.cli import main
 from ubproto.errors import ConfigError
 from ubproto.hdl.host.regmap import RegisterMap
 from ubproto.platforms.boards import BOARDS, BoardTop
-from ubproto.platforms.build import _hil_config, build
+from ubproto.platforms.build import _board_params, _hil_config, build
 from ubproto.platforms.designs import design_regmap
 
 # One lane of 32 words and the default bridge buffers: all of them block RAM. (Tiny depths
@@ -129,3 +129,27 @@ def test_pin_link_errors_are_config_errors():
     assert BoardTop("ulx3s-25f", "scaleup-link", link_data_pins=8).dut.links[0].pins == 8
     # The on-chip loop stays the default of every other design.
     assert BoardTop("ulx3s-85f", "scaleup-node", dut="switch-links").link_pins == "loopback"
+
+
+def test_board_wiring_params_reach_the_board_top():
+    """``--param link_pins=connector --param link_data_pins=D`` (what the scaleup-link design
+    fixes) reach BoardTop from the command line's strings; the rest stays design params."""
+    board_args, rest = _board_params({"link_pins": "connector", "link_data_pins": "8",
+                                      "dut": "switch-links"})
+    assert board_args == {"link_pins": "connector", "link_data_pins": 8}
+    assert rest == {"dut": "switch-links"}
+    hil, dut = _hil_config(rest, "scaleup-node")
+    top = BoardTop("ulx3s-25f", "scaleup-node", hil, dut=dut, **board_args)
+    assert top.link_pins == "connector" and top.dut.links[0].pins == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--param", "link_data_pins=eight"], "link_data_pins must be an integer"),
+    (["--param", "link_pins=connector"], "needs dut=switch-links"),
+    (["--param", "link_pins=lvds"], "link_pins must be"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+])
+def test_cli_board_param_and_seed_errors(capsys, args, message):
+    assert main(["build", "--board", "ulx3s-85f", "--design", "scaleup-node", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
