@@ -5,9 +5,11 @@ they are) and says what the board can carry: which bridge transports (Ethernet n
 every board here has a UART), how many RGMII ports, and how to program it. The top level
 (:class:`BoardTop`) instantiates the design's core and its transport on the board's pins.
 
-Clocks: UART designs run the whole core on the board's default clock, so they need no PLL
-and their timing target is that clock. Ethernet designs run the core, the design under
-test and the ARP/IPv4/UDP stack on the default clock too, and the MAC in an ``eth`` domain
+Clocks: UART designs run the whole core on the board's ``sync`` clock, which is its default
+clock (no PLL) unless the board names a slower ``sync_hz`` (the ECPIX-5: its 100 MHz
+oscillator is faster than the switch can run, so an ECP5 PLL makes 50 MHz,
+:mod:`ubproto.platforms.clocks`); their timing target is that clock. Ethernet designs run
+the core, the design under test and the ARP/IPv4/UDP stack on the ``sync`` clock too, and the MAC in an ``eth`` domain
 clocked by the PHY's 125 MHz RGMII receive clock (:mod:`ubproto.hdl.host.eth.rgmii`); the
 frame buffers of :mod:`ubproto.hdl.host.eth.transport` cross between the two.
 
@@ -34,6 +36,7 @@ from .designs import (DESIGNS, LINK_PINS, Dut, _dut_entry, build_links_dut, csr_
                       default_dut, get_design, traffic_key_byte)
 from .designs.lanes import TrafficGen
 from .designs.scaleout import ScaleoutSwitch
+from .clocks import Ecp5SyncPll, ecp5_pll_dividers
 from ..hdl.host.eth.rgmii import RgmiiPhy
 
 #: Clock domain of the Ethernet MAC (the PHY's receive clock).
@@ -43,6 +46,10 @@ RGMII_CLOCK_HZ = 125e6
 
 #: Clock domain of a pin link's receive pins (clocked by the peer's forwarded clock).
 LINK_RX_DOMAIN = "linkrx"
+
+#: The ECPIX-5's ``sync`` clock: the switch under test reaches about 60 MHz on the 85F
+#: (docs/hil.md), so half the 100 MHz oscillator leaves it a margin.
+ECPIX5_SYNC_HZ = 50e6
 
 __all__ = ["BoardTarget", "BOARDS", "get_board", "BoardTop", "PinLinkMap", "ULX3S_PIN_LINK",
            "LINK_RX_DOMAIN"]
@@ -116,6 +123,9 @@ class BoardTarget:
     notes: str = ""
     #: Connector pins for a board-to-board pin link (``link_pins=connector``), if any.
     pin_link: PinLinkMap = None
+    #: The ``sync`` clock of its designs when slower than the board's oscillator (made by a
+    #: PLL, ECP5 only); None: the oscillator itself.
+    sync_hz: float = None
 
     def make_platform(self):
         module, _, cls = self.platform.partition(":")
@@ -135,10 +145,12 @@ BOARDS = {b.name: b for b in (
                 "resource uses the LED (tx) and button (rx) pins"),
     BoardTarget("ecpix5-85", "amaranth_boards.ecpix5:ECPIX585Platform", "ecp5",
                 "LambdaConcept ECPIX-5 (LFE5UM5G-85F, one RGMII port)", ("ethernet", "uart"), 1,
-                "openFPGALoader -b ecpix5 build/ecpix5-85/top.bit"),
+                "openFPGALoader -b ecpix5 build/ecpix5-85/top.bit",
+                "100 MHz oscillator; the designs run at 50 MHz from a PLL", sync_hz=ECPIX5_SYNC_HZ),
     BoardTarget("ecpix5-45", "amaranth_boards.ecpix5:ECPIX545Platform", "ecp5",
                 "LambdaConcept ECPIX-5 (LFE5UM5G-45F, one RGMII port)", ("ethernet", "uart"), 1,
-                "openFPGALoader -b ecpix5 build/ecpix5-45/top.bit"),
+                "openFPGALoader -b ecpix5 build/ecpix5-45/top.bit",
+                "100 MHz oscillator; the designs run at 50 MHz from a PLL", sync_hz=ECPIX5_SYNC_HZ),
     BoardTarget("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
                 "Radiona ULX3S (LFE5U-85F): GPIO header pin pairs for board-to-board links",
                 ("uart",), 0, "openFPGALoader -b ulx3s build/ulx3s-85f/top.bit",
@@ -190,7 +202,16 @@ class BoardTop(Elaboratable):
             raise ConfigError(f"transport {transport!r} is not possible for {self.design.name} "
                               f"on {self.board.name}; possible: {', '.join(usable) or 'none'}")
         self.transport = transport
-        self.clock_hz = int(self.platform.default_clk_frequency)
+        osc_hz = self.platform.default_clk_frequency
+        self.sync_pll = None
+        if self.board.sync_hz and self.board.sync_hz != osc_hz:
+            if self.board.family != "ecp5":
+                raise ConfigError(f"board {self.board.name}: a sync clock from a PLL is only "
+                                  f"implemented for ECP5")
+            self.sync_pll = ecp5_pll_dividers(osc_hz, self.board.sync_hz)
+            self.clock_hz = int(round(self.sync_pll.out_hz))
+        else:
+            self.clock_hz = int(osc_hz)
         self.link_pins = link_pins or self.design.params.get("link_pins", "loopback")
         if self.link_pins not in LINK_PINS:
             raise ConfigError(f"link_pins must be one of {', '.join(LINK_PINS)}, got "
@@ -268,10 +289,23 @@ class BoardTop(Elaboratable):
         m.d.comb += [tx.o.eq(Cat(link.tx_pins[pins:], link.tx_pins[:pins])),
                      link.rx_pins.eq(Cat(rx.i[2:], rx.i[:2]))]
 
+    def _elaborate_sync_clock(self, m, platform):
+        """The ``sync`` domain from a PLL when the board asks for one (else the platform
+        makes it from the default clock)."""
+        if self.sync_pll is None:
+            return
+        osc = platform.request(platform.default_clk, dir="-")
+        m.submodules.osc_buf = osc_buf = io.Buffer("i", osc)
+        m.submodules.sync_pll = Ecp5SyncPll(osc_buf.i, self.sync_pll.in_hz,
+                                            self.board.sync_hz)
+
     def elaborate(self, platform):
         if self.transport == "ethernet":
-            return self._elaborate_ethernet(platform)
+            m = self._elaborate_ethernet(platform)
+            self._elaborate_sync_clock(m, platform)
+            return m
         m = Module()
+        self._elaborate_sync_clock(m, platform)
         m.submodules.core = core = self.core
         m.submodules.dut = dut = self.dut
         if self.link_data_pins:

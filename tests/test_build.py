@@ -153,3 +153,30 @@ def test_cli_board_param_and_seed_errors(capsys, args, message):
     assert main(["build", "--board", "ulx3s-85f", "--design", "scaleup-node", *args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_ecp5_pll_dividers_within_the_datasheet_ranges():
+    from ubproto.platforms.clocks import ecp5_pll_dividers
+    for fin, fout in ((100e6, 50e6), (25e6, 50e6), (100e6, 62.5e6), (12e6, 16e6)):
+        d = ecp5_pll_dividers(fin, fout)
+        assert abs(d.out_hz - fout) <= 1e-3 * fout
+        assert 400e6 <= d.vco_hz <= 800e6 and fin / d.clki_div >= 3.125e6
+    with pytest.raises(ConfigError, match="no ECP5 PLL setting"):
+        ecp5_pll_dividers(100e6, 3.3e6 + 1234)      # no divider ratio that close
+    with pytest.raises(ConfigError, match="must be within"):
+        ecp5_pll_dividers(100e6, 1e9)
+
+
+def test_ecpix5_designs_run_from_a_50_mhz_pll():
+    """The ECPIX-5's 100 MHz oscillator is faster than the switch can run: both its designs
+    get ``sync`` from an EHXPLLL, constrained at 50 MHz, and the core (UART divider, cycle
+    counts) is told 50 MHz; boards without ``sync_hz`` keep their oscillator."""
+    for design in ("scaleout-switch", "scaleup-node"):
+        top = BoardTop("ecpix5-85", design)
+        assert top.clock_hz == 50_000_000
+        plan = top.platform.prepare(top)
+        assert "EHXPLLL" in plan.files["top.il"]
+        assert any("FREQUENCY NET" in line and "50000000.0 HZ" in line
+                   for line in plan.files["top.lpf"].splitlines())
+    assert BoardTop("colorlight-5a75b", "scaleout-switch").clock_hz == 25_000_000
+    assert BoardTop("ulx3s-25f", "scaleup-node").sync_pll is None
