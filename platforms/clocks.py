@@ -8,8 +8,8 @@ reset until the PLL has locked.
 
 :func:`ecp5_pll_dividers` picks the dividers the way ``ecppll`` does (the datasheet's VCO and
 phase-detector ranges, the smallest frequency error); :class:`Ecp5SyncPll` instantiates the
-PLL with the output fed back (``FEEDBK_PATH=CLKOP``) and the frequency attributes nextpnr
-uses, and constrains the output clock for timing.
+PLL with the output fed back (``FEEDBK_PATH=CLKOP``) and the frequency attributes the
+open flows use; nextpnr derives the output clock's timing constraint from the oscillator's.
 """
 
 from dataclasses import dataclass
@@ -114,6 +114,7 @@ class Ecp5SyncPll(Elaboratable):
             i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
         m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain=self.domain)
-        if platform is not None:
-            platform.add_clock_constraint(cd.clk, d.out_hz)
+        # No add_clock_constraint here: Amaranth would name the net after one of its users,
+        # a name synthesis does not keep; nextpnr derives the output's constraint from the
+        # oscillator pin's and the dividers ("Derived frequency constraint of 50.0 MHz").
         return m
