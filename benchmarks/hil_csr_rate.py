@@ -2,7 +2,7 @@
 boards from the bridge's cycle counts and the link rate.
 
     python benchmarks/hil_csr_rate.py [--targets model://,sim+udp://] [--dut switch]
-                                      [--seconds 2] [--json]
+                                      [--seconds 2] [--quick] [--json]
 
 Measured: single-register reads (one request, one answer, wait) per second, and burst reads
 of the largest answer (255 words) in bytes per second, through the full host library.
@@ -17,6 +17,7 @@ import json
 import sys
 
 from ubproto.platforms.hil import open_board
+from ubproto.platforms.boards import get_board
 from ubproto.platforms.hil.checks import csr_rate, real_board_estimate
 
 #: Ethernet bytes per frame besides the bridge frame: preamble+SFD 8, MAC header 14, IPv4 20,
@@ -27,14 +28,14 @@ SLIP_OVERHEAD = 2
 UART_BITS_PER_BYTE = 10
 
 REAL_LINKS = [
-    # (name, bridge clock Hz, link bits/s of payload bytes, per-frame overhead bytes,
-    #  host turnaround s)
-    ("Ethernet 1000BASE-T, 125 MHz bridge (UDP)", 125e6, 1e9, ETHERNET_OVERHEAD, 50e-6),
-    ("Ethernet 100BASE-TX, 25 MHz bridge (UDP)", 25e6, 100e6, ETHERNET_OVERHEAD, 50e-6),
-    ("UART 115200 baud, 12 MHz bridge (iCEBreaker)", 12e6, 115200 * 8 / UART_BITS_PER_BYTE,
+    # (name, board (its sync clock runs the bridge), link bits/s of payload bytes, per-frame
+    #  overhead bytes, host turnaround s)
+    ("Colorlight 5A-75B: Ethernet 1000BASE-T (UDP)", "colorlight-5a75b", 1e9, ETHERNET_OVERHEAD,
+     50e-6),
+    ("ECPIX-5: Ethernet 1000BASE-T (UDP)", "ecpix5-85", 1e9, ETHERNET_OVERHEAD, 50e-6),
+    ("iCEBreaker: UART 115200 baud", "icebreaker", 115200 * 8 / UART_BITS_PER_BYTE,
      SLIP_OVERHEAD, 1e-3),
-    ("UART 3 Mbaud, 25 MHz bridge (ULX3S)", 25e6, 3e6 * 8 / UART_BITS_PER_BYTE, SLIP_OVERHEAD,
-     1e-3),
+    ("ULX3S: UART 3 Mbaud", "ulx3s-85f", 3e6 * 8 / UART_BITS_PER_BYTE, SLIP_OVERHEAD, 1e-3),
 ]
 
 
@@ -44,15 +45,20 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--dut", default="switch",
                         help="design under test of the model and simulated targets")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="0.5 s per target")
+    parser.add_argument("--json", action="store_true", help="only the JSON (indented)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = min(args.seconds, 0.5)
     results = {"measured": {}, "estimated": {}}
     for url in [t for t in args.targets.split(",") if t]:
         with open_board(url, dut=args.dut) as board:
             results["measured"][url] = csr_rate(board, seconds=args.seconds)
-    for name, clock, rate, overhead, turnaround in REAL_LINKS:
+    for name, board, rate, overhead, turnaround in REAL_LINKS:
+        clock = get_board(board).sync_clock_hz()
         results["estimated"][name] = real_board_estimate(
             clock, rate, overhead_bytes=overhead, host_turnaround_s=turnaround)
+        results["estimated"][name]["bridge_clock_hz"] = clock
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -65,8 +71,10 @@ def main(argv=None):
                   f"{r['block']} block ({r['block_words']} words, one round trip each)")
     print("estimated for real boards (cycle counts + link rate + host turnaround):")
     for name, r in results["estimated"].items():
-        print(f"  {name:<46} {r['round_trips_per_s']:>8.0f} round trips/s   burst "
+        print(f"  {name:<46} {r['bridge_clock_hz'] / 1e6:>5.0f} MHz bridge "
+              f"{r['round_trips_per_s']:>8.0f} round trips/s   burst "
               f"{r['burst_bytes_per_s'] / 1e3:>8.1f} kB/s")
+    print(json.dumps(results))
     return 0
 
 

@@ -131,6 +131,11 @@ class BoardTarget:
         module, _, cls = self.platform.partition(":")
         return getattr(importlib.import_module(module), cls)()
 
+    def sync_clock_hz(self):
+        """The frequency the board's designs run at (``sync``): ``sync_hz`` or the
+        oscillator's."""
+        return self.sync_hz or self.make_platform().default_clk_frequency
+
     def designs(self):
         return [d for d in DESIGNS.values() if set(d.transports) & set(self.transports) and
                 (self.pin_link or d.params.get("link_pins", "loopback") != "connector")]
@@ -204,7 +209,7 @@ class BoardTop(Elaboratable):
         self.transport = transport
         osc_hz = self.platform.default_clk_frequency
         self.sync_pll = None
-        if self.board.sync_hz and self.board.sync_hz != osc_hz:
+        if self.board.sync_clock_hz() != osc_hz:
             if self.board.family != "ecp5":
                 raise ConfigError(f"board {self.board.name}: a sync clock from a PLL is only "
                                   f"implemented for ECP5")
