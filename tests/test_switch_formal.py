@@ -86,3 +86,15 @@ def test_vl_scheduler_delayed_turn(mutant, tmp_path):
         assert result.passed, result.summary()
     else:
         assert result.failed_property == "dwrr_no_credit_off_turn", result.summary()
+
+
+@pytest.mark.parametrize("mutant", [None, "write_slot_overwritten", "r_ready_ignores_slot"])
+def test_ingress_words_in_order(mutant, tmp_path):
+    """The ingress with its write-side skid slot (stage R's ready is a register): every
+    word of routable packets is written once, in order, under any queue-full stalls
+    (bounded, 12 steps; the mutants are refuted within it)."""
+    result = check(sf.formal_ingress(mutant=mutant), "bmc", 12, tmp_path)
+    if mutant is None:
+        assert result.passed, result.summary()
+    else:
+        assert result.failed_property == "ingress_words_in_order", result.summary()

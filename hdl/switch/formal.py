@@ -5,16 +5,21 @@ properties, the bounds and the mutant that makes each one fail.
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 
 from .allocator import FifoAllocator, IslipAllocator, matching_properties
+from ..proto.formats import LPH, NTH16, Cfg
+from ..proto.layouts import header_view
+from ..stream import WORD_BYTES
 from .egress import EgressVlScheduler
+from .ingress import IngressPort
 from .voq import VoqBuffer
 
 __all__ = ["AllocatorHarness", "starvation_bound", "formal_islip", "formal_islip_starvation",
            "formal_fifo_allocator",
-           "VoqHarness", "formal_voq", "VlSchedulerHarness", "formal_vl_scheduler"]
+           "VoqHarness", "formal_voq", "VlSchedulerHarness", "formal_vl_scheduler",
+           "IngressHarness", "formal_ingress"]
 
 
 def starvation_bound(allocator, num_ports):
@@ -210,6 +215,79 @@ def formal_vl_scheduler(*, num_vls=3, mutant=None):
     """Bounded: free ``sent`` pulses could wrap a deficit after 2^(bits-1) flits, which no
     switch does (every flit belongs to a started packet), so induction is not attempted."""
     return VlSchedulerHarness(EgressVlScheduler(num_vls, 3, 2, mutant=mutant))
+
+
+class IngressHarness(Elaboratable):
+    """An :class:`~.ingress.IngressPort` fed well-formed, routable packets whose words carry
+    a sequence stamp, with every other input free (queue-full flags at any time, tables,
+    route entries), for ``ingress_words_in_order``: the buffer is written every word, once
+    each, in arrival order -- through the input skid slot, stages P, Q and R and the
+    write-side skid slot, whatever the stalls.
+
+    Only packets that are never dropped are offered, so every word that enters must come
+    out as a write: a word lost, written twice or overtaken shows as a stamp out of turn.
+    """
+
+    #: Stamp width: more than the words the ingress can hold (two skid slots, three
+    #: stages), so a modular stamp never aliases within them.
+    STAMP_BITS = 4
+
+    def __init__(self, ingress):
+        self.ingress = ingress
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ingress = ing = self.ingress
+        cfg = ing.cfg
+        for _path, member, value in ing.signature.flatten(ing):
+            if member.flow is wiring.In:
+                value = Value.cast(value)
+                m.d.comb += value.eq(AnySeq(len(value)))
+        word = ing.i.payload
+        offered = ing.i.valid
+        taken = ing.i.valid & ing.i.ready
+        # The stamp sits in the word's last byte (data is big-endian), behind the headers.
+        stamp = word.data[:self.STAMP_BITS]
+
+        # The link's side: packets of 1..max_packet_flits full words, framed correctly.
+        open_packet = Signal()
+        open_words = Signal(range(cfg.max_packet_flits + 1))
+        sent = Signal(self.STAMP_BITS)
+        with m.If(taken):
+            m.d.sync += [open_packet.eq(~word.last), sent.eq(sent + 1),
+                         open_words.eq(Mux(word.last, 0, Mux(word.first, 1, open_words + 1)))]
+        words_with_this = Mux(word.first, 1, open_words + 1)
+        lph = header_view(word.data, LPH, 0)
+        nth = header_view(word.data, NTH16, LPH.nbytes)
+        entry = ing.route_entry
+        m.d.comb += [
+            Assume(~offered | (word.first == ~open_packet), "packets_framed"),
+            Assume(~offered | (words_with_this < cfg.max_packet_flits) | word.last,
+                   "packets_within_max_flits"),
+            Assume(~offered | (word.nbytes == WORD_BYTES), "words_full"),
+            Assume(~offered | ~word.first | ((lph.cfg == Cfg.COMPACT16)
+                                             & (nth.dcna < cfg.route_entries)),
+                   "headers_routable"),
+            Assume(entry.valid & ~entry.ecmp & (entry.target < cfg.ports), "routes_direct"),
+            Assume(~offered | (stamp == sent), "words_stamped_in_order"),
+        ]
+
+        # The buffer's side: the stamps written, counted from the writes alone.
+        written = Signal(self.STAMP_BITS)
+        with m.If(ing.wr_en):
+            m.d.sync += written.eq(written + 1)
+        m.d.comb += Assert(~ing.wr_en | (ing.wr_word.data[:self.STAMP_BITS] == written),
+                           "ingress_words_in_order")
+        return m
+
+
+def formal_ingress(*, mutant=None):
+    """Bounded: the stage registers hold words the solver could set to anything in an
+    induction step, so the order is checked from reset (the mutants fail within 8 steps)."""
+    from ...config import SwitchConfig
+    cfg = SwitchConfig(ports=2, num_vls=2, queue_flits=4, max_packet_flits=3,
+                       route_entries=2, ecmp_groups=1, ecmp_max_paths=1, counter_bits=8)
+    return IngressHarness(IngressPort(cfg, mutant=mutant))
 
 
 def formal_switch_cover(*, ports=2, mutant=None):

@@ -4,12 +4,10 @@ Switch port format (docs/switch.md): a packet on a switch port is the link layer
 de-blocked view, LPH (4 bytes) then the network header, then the payload, on a packet
 stream (:mod:`ubproto.hdl.stream`); LBHs and BCRCs stay inside the link.
 
-Pipeline (one flit per clock, three register stages behind a skid buffer):
+Pipeline (one flit per clock, three register stages and a skid slot before the write):
 
-* ``i.ready`` is a register (the skid buffer's "spare slot empty"), so the link's valid
-  never waits on a decision made downstream: a word offered while the pipeline stalls is
-  caught in the spare slot, and the word at the pipeline input is the spare slot's or,
-  when it is empty, the link's (no added latency);
+* ``i.ready`` depends on registers only ("one of the four word registers is free"), so the
+  link's valid never waits on a decision made downstream;
 * stage P: the word is parsed -- LPH.CFG, the NTH16 fields, the route-table address (DCNA),
   the VL (SL -> VL table) and the path entropy (:class:`PathSelector`) -- and the route
   table (a block RAM shared by the ports, one read port each) is read;
@@ -19,9 +17,20 @@ Pipeline (one flit per clock, three register stages behind a skid buffer):
   decided, both *registered* (this was one cycle together with the RAM read and the buffer
   write: RAM output -> ECMP multiplexer -> drop decision -> queue-full lookup -> ready was
   the switch's critical path);
+* skid slot: stage R hands its word on whenever the slot is empty, so stage R's "ready" is
+  a register and no stage's load enable depends on the write's decision (queue full, drop,
+  abort); a word the write does not finish waits in the slot. It adds no latency (the write
+  takes stage R's word directly while the slot is empty);
 * write: the packet's fate is applied on its first word and every word is written to the
   input's :class:`~.voq.VoqBuffer` queue of (output, VL) -- or of VL alone in FIFO
   queueing -- with LPH.VL rewritten to the egress VL (the VL is hop-local).
+
+The slot replaced a skid buffer in front of stage P (timing step 8, docs/switch.md,
+"Resources and Fmax"): with it, the write's decision rippled back through stages R, Q and P
+to the load enable of every stage register. The ingress still holds at most four words and
+takes a word exactly when the old one did (the old spare slot was full exactly when stages
+P, Q and R and the spare held four words, which is when ``i.ready`` is low now), so the
+switch behaves cycle for cycle as before.
 
 Drops (:data:`SWITCH_DROP_REASONS`) are decided on the first word except ``oversize``, which
 shows when a packet passes ``max_packet_flits``: its words already in the buffer are taken
@@ -115,7 +124,13 @@ class IngressPort(wiring.Component):
     commit, commit_vl, commit_bytes : Out   a packet entered the buffer
     """
 
-    def __init__(self, cfg, *, path_selector=PathSelector):
+    #: Broken variants for the formal mutant tests (``ingress_words_in_order`` fails on
+    #: each): ``write_slot_overwritten`` loads stage R's word into the write-side skid slot
+    #: while the slot still holds one; ``r_ready_ignores_slot`` lets stage R hand on its word
+    #: while the slot is full.
+    MUTANTS = ("write_slot_overwritten", "r_ready_ignores_slot")
+
+    def __init__(self, cfg, *, path_selector=PathSelector, mutant=None):
         self.cfg = cfg
         self._path_selector = path_selector
         n, nv = cfg.ports, cfg.num_vls
@@ -143,6 +158,9 @@ class IngressPort(wiring.Component):
             "commit_vl": Out(range(nv)),
             "commit_bytes": Out(range(max_bytes + 1)),
         })
+        if mutant not in (None, *self.MUTANTS):
+            raise ValueError(f"unknown IngressPort mutant {mutant!r}")
+        self.mutant = mutant
 
     def _reason(self, name):
         return list(SWITCH_DROP_REASONS).index(name)
@@ -152,22 +170,15 @@ class IngressPort(wiring.Component):
         cfg = self.cfg
         n, nv = cfg.ports, cfg.num_vls
 
-        # --- skid buffer: i.ready comes from a register ---------------------------------
-        spare_valid = Signal()
-        spare_word = Signal(PacketWord)
-        in_valid = Signal()                   # a word waits at the pipeline input
-        word = Signal(PacketWord)
-        take = Signal()                       # stage P takes the waiting word
-        m.d.comb += [
-            self.i.ready.eq(~spare_valid),
-            in_valid.eq(spare_valid | self.i.valid),
-            word.eq(Mux(spare_valid, spare_word, self.i.payload)),
-        ]
-        with m.If(spare_valid):
-            with m.If(take):
-                m.d.sync += spare_valid.eq(0)
-        with m.Elif(self.i.valid & ~take):
-            m.d.sync += [spare_valid.eq(1), spare_word.eq(self.i.payload)]
+        # --- the link's word: i.ready comes from registers only -------------------------
+        # Stage P takes the link's word whenever one of the four word registers (stages P,
+        # Q, R and the write-side skid slot) is free, and each of them loads only from
+        # registers (see stage R), so the link's valid never waits on a decision made
+        # downstream and no decision ripples back into i.ready.
+        word = self.i.payload
+        in_valid = self.i.valid
+        take = Signal()                       # stage P takes the link's word if offered
+        m.d.comb += self.i.ready.eq(take)
         lph = header_view(word.data, LPH, 0)
         nth = header_view(word.data, NTH16, LPH_BYTES)
         reasons = len(SWITCH_DROP_REASONS)
@@ -264,21 +275,44 @@ class IngressPort(wiring.Component):
         m.d.comb += p_queue.eq(q_vl if cfg.queueing == "fifo" else port * nv + q_vl)
 
         # --- register stage R: the resolved route ----------------------------------------
+        stage_r = data.StructLayout({
+            "word": PacketWord,
+            "reason": reasons,                # all reasons (any -> drop)
+            "first_reason": reasons,          # the one counted
+            "port": range(n),
+            "vl": range(nv),
+            "queue": range(cfg.queues_per_input),
+        })
         r_valid = Signal()
-        r_word = Signal(PacketWord)
-        r_reason = Signal(reasons)            # all reasons (any -> drop)
-        r_first_reason = Signal(reasons)      # the one counted
-        r_port = Signal(range(n))
-        r_vl = Signal(range(nv))
-        queue = Signal(range(cfg.queues_per_input))
-        consume = Signal()                    # stage R finishes its word this cycle
-        m.d.comb += q_advance.eq(q_valid & (~r_valid | consume))
+        r = Signal(stage_r)
+        r_ready = Signal()                    # stage R's word leaves: the write slot is empty
+        m.d.comb += q_advance.eq(q_valid & (~r_valid | r_ready))
         with m.If(q_advance):
-            m.d.sync += [r_valid.eq(1), r_word.eq(q_word), r_reason.eq(reason),
-                         r_first_reason.eq(first_reason), r_port.eq(port[:len(r_port)]),
-                         r_vl.eq(q_vl), queue.eq(p_queue)]
-        with m.Elif(consume):
+            m.d.sync += [r_valid.eq(1), r.word.eq(q_word), r.reason.eq(reason),
+                         r.first_reason.eq(first_reason), r.port.eq(port[:len(r.port)]),
+                         r.vl.eq(q_vl), r.queue.eq(p_queue)]
+        with m.Elif(r_ready):
             m.d.sync += r_valid.eq(0)
+
+        # --- write-side skid slot: stage R's ready is a register -----------------------
+        # Stage R hands its word on whenever the slot is empty; a word the write does not
+        # finish that cycle (queue full, abort) waits in the slot, and the write takes the
+        # slot's word before stage R's. The slot's data loads whenever it is empty (its load
+        # enable is a register too); only its valid flag depends on the write.
+        slot_valid = Signal()
+        slot = Signal(stage_r)
+        consume = Signal()                    # the write finishes its word this cycle
+        m.d.comb += r_ready.eq(~slot_valid if self.mutant != "r_ready_ignores_slot" else 1)
+        slot_load = ~slot_valid if self.mutant != "write_slot_overwritten" else 1
+        with m.If(slot_load):
+            m.d.sync += slot.eq(r)
+        with m.If(~slot_valid):
+            m.d.sync += slot_valid.eq(r_valid & ~consume)
+        with m.Elif(consume):
+            m.d.sync += slot_valid.eq(0)
+        w_valid = slot_valid | r_valid
+        w = Signal(stage_r)                   # the word the write works on
+        m.d.comb += w.eq(Mux(slot_valid, slot, r))
 
         # --- per-packet state ----------------------------------------------------------
         in_packet = Signal()                  # words are being written to cur_queue
@@ -290,22 +324,22 @@ class IngressPort(wiring.Component):
         nbytes = Signal(range(cfg.max_packet_flits * WORD_BYTES + 1))
 
         out_word = Signal(PacketWord)
-        m.d.comb += [out_word.eq(r_word), self.wr_word.eq(out_word)]
-        target_queue = Mux(r_word.first, queue, cur_queue)
+        m.d.comb += [out_word.eq(w.word), self.wr_word.eq(out_word)]
+        target_queue = Mux(w.word.first, w.queue, cur_queue)
         m.d.comb += [
             self.wr_queue.eq(target_queue),
-            self.wr_tag.eq(Mux(r_word.first, r_port, cur_port)),
+            self.wr_tag.eq(Mux(w.word.first, w.port, cur_port)),
         ]
         full = self.full.bit_select(target_queue, 1)
-        last = r_word.last
+        last = w.word.last
 
         def drop(name):
             m.d.comb += self.drop[self._reason(name)].eq(1)
 
         def write():
             # Words and bytes of the packet so far, this word included.
-            words_now = Mux(r_word.first, 0, words) + 1
-            bytes_now = Mux(r_word.first, 0, nbytes) + r_word.nbytes
+            words_now = Mux(w.word.first, 0, words) + 1
+            bytes_now = Mux(w.word.first, 0, nbytes) + w.word.nbytes
             with m.If(~full):
                 m.d.comb += [self.wr_en.eq(1), consume.eq(1)]
                 m.d.sync += [in_packet.eq(~last), words.eq(Mux(last, 0, words_now)),
@@ -313,21 +347,21 @@ class IngressPort(wiring.Component):
                 with m.If(last):
                     m.d.comb += [self.commit.eq(1), self.commit_bytes.eq(bytes_now)]
 
-        with m.If(r_valid):
-            with m.If(r_word.first):
+        with m.If(w_valid):
+            with m.If(w.word.first):
                 with m.If(in_packet):
                     # The open packet never got its `last`: take it back, then (next
                     # cycle) treat this word as the start of a new packet.
                     m.d.comb += self.abort.eq(1)
                     drop("malformed")
                     m.d.sync += [in_packet.eq(0), words.eq(0), nbytes.eq(0)]
-                with m.Elif(r_reason.any()):
-                    m.d.comb += [consume.eq(1), self.drop.eq(r_first_reason)]
+                with m.Elif(w.reason.any()):
+                    m.d.comb += [consume.eq(1), self.drop.eq(w.first_reason)]
                     m.d.sync += discarding.eq(~last)
                 with m.Else():
-                    m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(r_vl)
-                    m.d.comb += self.commit_vl.eq(r_vl)
-                    m.d.sync += [cur_queue.eq(queue), cur_port.eq(r_port), cur_vl.eq(r_vl),
+                    m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(w.vl)
+                    m.d.comb += self.commit_vl.eq(w.vl)
+                    m.d.sync += [cur_queue.eq(w.queue), cur_port.eq(w.port), cur_vl.eq(w.vl),
                                  discarding.eq(0)]
                     write()
             with m.Elif(discarding):
