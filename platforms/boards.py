@@ -126,6 +126,9 @@ class BoardTarget:
     #: The ``sync`` clock of its designs when slower than the board's oscillator (made by a
     #: PLL, ECP5 only); None: the oscillator itself.
     sync_hz: float = None
+    #: ``(design, dut)`` pairs: the dut this board carries for a design when ``dut=`` is not
+    #: given, where the design's own default does not fit the device (measured, docs/hil.md).
+    small_duts: tuple = ()
 
     def make_platform(self):
         module, _, cls = self.platform.partition(":")
@@ -136,10 +139,19 @@ class BoardTarget:
         oscillator's."""
         return self.sync_hz or self.make_platform().default_clk_frequency
 
+    def default_dut(self, design):
+        """The dut ``design`` carries on this board unless ``dut=`` says otherwise."""
+        design = design.name if hasattr(design, "name") else design
+        return dict(self.small_duts).get(design, default_dut(design))
+
     def designs(self):
         return [d for d in DESIGNS.values() if set(d.transports) & set(self.transports) and
                 (self.pin_link or d.params.get("link_pins", "loopback") != "connector")]
 
+
+#: The 25F and UP5K boards carry the lanes stand-in in ``scaleup-node``: the switch with a
+#: link port takes ~23 k LUT4 on the 85F (docs/hil.md), about all of a 25F's 24 k.
+_SMALL_NODE = (("scaleup-node", "lanes"),)
 
 BOARDS = {b.name: b for b in (
     BoardTarget("colorlight-5a75b", "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
@@ -147,7 +159,8 @@ BOARDS = {b.name: b for b in (
                 ("ethernet", "uart"), 2,
                 "openFPGALoader -c ft232 -m build/colorlight-5a75b/top.bit",
                 "no USB: program through JTAG (J27) with an FT232H/FT2232 adapter; the UART "
-                "resource uses the LED (tx) and button (rx) pins"),
+                "resource uses the LED (tx) and button (rx) pins",
+                small_duts=_SMALL_NODE),
     BoardTarget("ecpix5-85", "amaranth_boards.ecpix5:ECPIX585Platform", "ecp5",
                 "LambdaConcept ECPIX-5 (LFE5UM5G-85F, one RGMII port)", ("ethernet", "uart"), 1,
                 "openFPGALoader -b ecpix5 build/ecpix5-85/top.bit",
@@ -163,10 +176,11 @@ BOARDS = {b.name: b for b in (
     BoardTarget("ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", "ecp5",
                 "Radiona ULX3S (LFE5U-25F)", ("uart",), 0,
                 "openFPGALoader -b ulx3s build/ulx3s-25f/top.bit",
-                pin_link=ULX3S_PIN_LINK),
+                pin_link=ULX3S_PIN_LINK, small_duts=_SMALL_NODE),
     BoardTarget("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
                 "1BitSquared iCEBreaker (iCE40 UP5K): UART bridge only", ("uart",), 0,
-                "openFPGALoader -b ice40_generic build/icebreaker/top.bin"),
+                "openFPGALoader -b ice40_generic build/icebreaker/top.bin",
+                small_duts=_SMALL_NODE),
 )}
 
 
@@ -193,7 +207,7 @@ class BoardTop(Elaboratable):
         self.board = get_board(board) if isinstance(board, str) else board
         self.design = get_design(design) if isinstance(design, str) else design
         self.hil = hil or HilConfig()
-        dut = default_dut(self.design.name) if dut is None else dut
+        dut = self.board.default_dut(self.design) if dut is None else dut
         self.platform = self.board.make_platform()
         usable = [t for t in self.design.transports if t in self.board.transports]
         if transport is None:

@@ -95,15 +95,16 @@ def _int_param(key, value, default):
     return value
 
 
-def _hil_config(params, design=None):
+def _hil_config(params, design=None, board=None):
     """Split ``params`` into a HilConfig and the design under test (a :class:`Dut`: its name
-    from ``dut=`` or the design's default, its own parameters from ``<prefix>_<field>=``,
+    from ``dut=`` or the design's default on ``board``, its own parameters from ``<prefix>_<field>=``,
     e.g. ``switch_ports=3`` for :class:`~ubproto.config.SwitchConfig` fields)."""
     from ..config import SwitchConfig
     from .designs import Dut, default_dut
     known = {f.name: f for f in fields(HilConfig)}
     switch_fields = {f.name: f for f in fields(SwitchConfig)}
-    hil_args, dut, dut_args = {}, default_dut(design), {}
+    hil_args, dut, dut_args = {}, (board.default_dut(design) if board and design
+                                   else default_dut(design)), {}
     for key, value in params.items():
         if key == "dut":
             if value not in DUTS:
@@ -247,7 +248,7 @@ def build(board, design, params=None, *, out=None, use_cache=True, progress=sys.
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
     board_args, params = _board_params(params or {})
-    hil, dut = _hil_config(params, design.name)
+    hil, dut = _hil_config(params, design.name, board)
     top = BoardTop(board, design, hil, dut=dut, **board_args)
     out = Path(out or Path("build") / f"{board.name}-{design.name}")
     env, versions = _tool_env(board.family)

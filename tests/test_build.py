@@ -46,8 +46,9 @@ def test_bitstream_and_report(built):
 def test_regmap_written_matches_the_design(built):
     board, design, out, report = built
     regmap = RegisterMap.from_json((out / "regmap.json").read_text())
-    hil, _ = _hil_config(SMALL)
-    assert regmap.map_id == design_regmap(hil, design=design).map_id
+    hil, dut = _hil_config(SMALL, design, BOARDS[board])
+    assert dut.name == "lanes"          # these small boards' scaleup-node
+    assert regmap.map_id == design_regmap(hil, dut=dut, design=design).map_id
     assert report["map_id"] == f"0x{regmap.map_id:08x}"
 
 
@@ -74,7 +75,8 @@ def test_every_board_can_elaborate_its_designs():
             if "uart" not in design.transports:
                 continue
             top = BoardTop(board, design)
-            assert top.regmap.map_id == design_regmap(design=design.name).map_id
+            assert top.regmap.map_id == design_regmap(dut=board.default_dut(design),
+                                                      design=design.name).map_id
 
 
 def test_design_without_a_possible_transport_is_refused():
@@ -119,7 +121,7 @@ def test_pin_link_errors_are_config_errors():
         BoardTop("colorlight-5a75b", "scaleup-node", dut="switch-links", transport="uart",
                  link_pins="connector")
     with pytest.raises(ConfigError, match="needs dut=switch-links"):
-        BoardTop("ulx3s-85f", "scaleup-node", link_pins="connector")
+        BoardTop("ulx3s-85f", "scaleup-node", dut="lanes", link_pins="connector")
     with pytest.raises(ConfigError, match="link_data_pins must be"):
         BoardTop("ulx3s-85f", "scaleup-link", link_data_pins=26)
     with pytest.raises(ConfigError, match="one pin link"):
@@ -145,7 +147,7 @@ def test_board_wiring_params_reach_the_board_top():
 
 @pytest.mark.parametrize("args, message", [
     (["--param", "link_data_pins=eight"], "link_data_pins must be an integer"),
-    (["--param", "link_pins=connector"], "needs dut=switch-links"),
+    (["--param", "dut=lanes", "--param", "link_pins=connector"], "needs dut=switch-links"),
     (["--param", "link_pins=lvds"], "link_pins must be"),
     (["--seed", "-1"], "--seed must be a non-negative integer"),
 ])
@@ -182,3 +184,20 @@ def test_ecpix5_designs_run_from_a_50_mhz_pll():
         assert "module \\top.cd_sync\n" in il
     assert BoardTop("colorlight-5a75b", "scaleout-switch").clock_hz == 25_000_000
     assert BoardTop("ulx3s-25f", "scaleup-node").sync_pll is None
+
+
+def test_scaleup_node_is_the_linked_switch_where_it_fits():
+    """scaleup-node's default is the scale-up node itself (switch + link-layer port + fault
+    injector + pin PHY + generator + UART bridge); the 25F and UP5K boards, which cannot
+    hold it, carry the lanes stand-in unless told otherwise."""
+    from ubproto.platforms.designs import default_dut
+    assert default_dut("scaleup-node") == "switch-links"
+    top = BoardTop("ulx3s-85f", "scaleup-node")
+    assert top.dut.links and {"switch", "links", "traffic"} <= {b.name for b in top.regmap.blocks}
+    for small in ("icebreaker", "ulx3s-25f", "colorlight-5a75b"):
+        assert BOARDS[small].default_dut("scaleup-node") == "lanes"
+        assert BOARDS[small].default_dut("scaleout-switch") == "switch"
+    hil, dut = _hil_config({}, "scaleup-node", BOARDS["icebreaker"])
+    assert dut.name == "lanes"
+    hil, dut = _hil_config({"dut": "switch"}, "scaleup-node", BOARDS["icebreaker"])
+    assert dut.name == "switch"

@@ -208,7 +208,7 @@ def test_traffic_generator_design_matches_its_model():
     m.submodules.core, m.submodules.lanes, m.submodules.gen = core, lanes, gen
     wiring.connect(m, gen.tx, lanes.rx)
     wiring.connect(m, lanes.tx, gen.rx)
-    model = ModelBoard(design="scaleup-node")
+    model = ModelBoard(design="scaleup-node", dut="lanes")
     assert model.regmap.map_id == core.regmap.map_id
     log = []
 

@@ -296,10 +296,12 @@ DESIGNS = {d.name: d for d in (
         {"dut": "switch"}),
     DesignInfo(
         "scaleup-node",
-        "design under test driven by an on-board traffic generator and sink, CSR bridge "
-        "over UART (SLIP)",
+        "the scale-up node: switch with link-layer ports (LinkEndpoint + fault injector + "
+        "pin PHY; looped on chip, or to a second board with link_pins=connector), driven by "
+        "an on-board traffic generator and sink, CSR bridge over UART (SLIP); boards too "
+        "small for it default to a smaller dut (--param dut=switch or lanes)",
         ("uart",),
-        {"dut": "lanes", "link_pins": "loopback"},
+        {"dut": "switch-links", "link_pins": "loopback"},
         traffic_generator=True),
     DesignInfo(
         "scaleup-link",
