@@ -177,3 +177,22 @@ def test_cover_mutant_makes_its_cover_unreachable(mutant, unreached, tmp_path):
                    f"link-covers-{mutant}")
     assert result.status == "FAIL", result.summary()
     assert set(result.failed) == unreached, result.summary()
+
+
+# --- bring-up: the receiver's Init verdict applied one cycle late ------------------------------
+
+#: The mutant's counterexample (an unacceptable Init, then sequencing on) is found by step 12
+#: (bmc at 10 passes);
+#: the correct design holds the property for the same bound as the covers.
+SEQ_ON_DEPTH = COVER_DEPTH
+
+
+def test_rx_seq_on_after_seq_reset_holds(tmp_path):
+    result = check(lf.formal_covers(), "bmc", SEQ_ON_DEPTH, tmp_path, "link-bringup-seq-on")
+    assert result.passed, result.summary()
+
+
+def test_bringup_mutant_fails_rx_seq_on_after_seq_reset(tmp_path):
+    result = check(lf.formal_covers(mutant="late_init_unqualified"), "bmc", SEQ_ON_DEPTH,
+                   tmp_path, "link-bringup-late_init_unqualified")
+    assert_fails_with(result, {"rx_seq_on_after_seq_reset"})

@@ -22,9 +22,19 @@ Sequencing starts at CREDIT_INIT: the first Crd_Ack is block 0. The receiver fol
 peer's sequence from the peer's last Init on (``seq_reset`` on every Init in PARAM_INIT).
 In CREDIT_INIT the receiver grants its whole buffer (``grant``) once it is empty (packets
 held from before a link down are delivered first, their credits already part of the grant).
+
+Timing: the receiver's Init and Retry_Ack verdicts come from the end of its CRC30 check, so
+only ``seq_reset`` (which must reach the receiver's sequence state before the peer's block 0)
+is decided from them in their cycle. Everything else the state machine does with them
+(``got_init`` and the negotiated values, the mismatch count, a peer restart's re-init, the
+re-init count's forgiveness) happens one cycle later, from registered events computed with
+this cycle's state. The first block the peer can sequence after its Init is a 2-flit
+Crd_Ack, which ends after ``seq_on_rx`` is on. Named property
+``rx_seq_on_after_seq_reset``: the receiver's sequencing (``seq_on_rx``) turns on only after
+a ``seq_reset`` since the last link reset.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,9 +65,10 @@ _INIT = LAYOUTS[CONTROL_BODIES["INIT"].body.name]
 
 
 class BringUp(wiring.Component):
-    def __init__(self, params, credit_bits):
+    def __init__(self, params, credit_bits, *, mutant=None):
         self.params = params
         self.credit_bits = credit_bits
+        self.mutant = mutant    # formal mutant tests only (hdl/link/formal.py: BRINGUP_MUTANTS)
         counters = {f"cnt_{name}": Out(32) for name in LINK_COUNTERS}
         super().__init__({
             "enable": In(1),
@@ -108,26 +119,36 @@ class BringUp(wiring.Component):
             self.local_init.retry_blocks.eq(p.retry_blocks),
         ]
 
-        # --- the peer's Init: acceptable? and the negotiated values -------------------------
+        # --- the peer's Init: acceptable? (this cycle, for seq_reset) ---------------------------
         peer = self.peer_init
         peer_cell = peer.cell_flits
         peer_pow2 = (peer_cell != 0) & ((peer_cell & (peer_cell - 1)) == 0)
-        peer_shift = Signal(range(MAX_CELL_SHIFT + 1))
-        for s in range(MAX_CELL_SHIFT + 1):
-            with m.If(peer_cell == (1 << s)):
-                m.d.comb += peer_shift.eq(s)
-        mask = Signal(16)
-        m.d.comb += mask.eq(peer.vl_mask & local_mask)
         acceptable = Signal()
         m.d.comb += acceptable.eq(
             (peer.version == PROFILE_VERSION) &
             (peer.max_block_flits == p.max_block_flits - 1) &
-            mask[0] & peer_pow2 & (peer_cell <= capacity) & (peer_cell <= 1 << MAX_CELL_SHIFT) &
+            (peer.vl_mask & local_mask)[0] & peer_pow2 & (peer_cell <= capacity) &
+            (peer_cell <= 1 << MAX_CELL_SHIFT) &
             (peer.retry_blocks >= 2 * p.retry_reserve + 2))
+
+        # --- the negotiated values, from the Init registered with its late event --------------
+        # The history registers the receiver decodes the Init from move on with the next
+        # flit, so the fields are kept for the cycle the late event is applied in.
+        peer_late = Signal.like(self.peer_init, name="peer_init_late")
+        with m.If(self.init_rx):
+            m.d.sync += peer_late.eq(peer)
+        late_cell = peer_late.cell_flits
+        peer_shift = Signal(range(MAX_CELL_SHIFT + 1))
+        for s in range(MAX_CELL_SHIFT + 1):
+            with m.If(late_cell == (1 << s)):
+                m.d.comb += peer_shift.eq(s)
+        mask = Signal(16)
+        m.d.comb += mask.eq(peer_late.vl_mask & local_mask)
         neg_shift = Mux(peer_shift > local_shift, peer_shift, local_shift)
-        peer_max = peer.max_packet_flits + 1
+        peer_max = peer_late.max_packet_flits + 1
         neg_max = Mux(peer_max < p.max_packet_flits, peer_max, p.max_packet_flits)
-        neg_retry = Mux(peer.retry_blocks < p.retry_blocks, peer.retry_blocks, p.retry_blocks)
+        neg_retry = Mux(peer_late.retry_blocks < p.retry_blocks, peer_late.retry_blocks,
+                        p.retry_blocks)
         m.d.comb += self.grant_cells.eq(Const(capacity, self.credit_bits) >> self.neg_cell_shift)
 
         got_init = Signal()
@@ -160,6 +181,35 @@ class BringUp(wiring.Component):
                 with m.If(reinits >= p.reinit_limit):
                     m.d.sync += state.eq(S.ERROR)
 
+        # --- the receiver's verdicts, one cycle late (see the module docstring) -------------
+        # Each is the condition the state machine acted on in the verdict's own cycle,
+        # computed with that cycle's state and registered; only seq_reset stays in it.
+        live = self.enable & self.phy_up
+        init_ok_now = live & (state == S.PARAM_INIT) & self.init_rx
+        if self.mutant != "late_init_unqualified":  # formal mutant: any Init turns sequencing on
+            init_ok_now &= acceptable
+        init_ok_late = Signal()         # an acceptable Init in PARAM_INIT (seq_reset fired)
+        init_bad_late = Signal()        # an Init in PARAM_INIT whose parameters cannot work
+        restart_late = Signal()         # an Init after sequenced blocks: the peer restarted
+        retry_ok_late = Signal()
+        m.d.sync += [
+            init_ok_late.eq(init_ok_now),
+            init_bad_late.eq(live & (state == S.PARAM_INIT) & self.init_rx & ~acceptable),
+            restart_late.eq(live & ((state == S.CREDIT_INIT) | (state == S.NORMAL)) &
+                            self.init_rx & self.seen_sequenced),
+            retry_ok_late.eq(self.retry_ok),
+        ]
+        with m.If(init_ok_late):
+            m.d.sync += [self.neg_vl_mask.eq(mask),
+                         self.neg_cell_shift.eq(neg_shift),
+                         self.neg_max_packet_flits.eq(neg_max),
+                         self.neg_retry_blocks.eq(neg_retry)]
+        # Counted once per PARAM_INIT visit: entering PARAM_INIT (the DISABLED case below,
+        # later in this cycle's statements) clears mismatch_seen.
+        with m.If(init_bad_late & ~mismatch_seen):
+            m.d.sync += [mismatch_seen.eq(1),
+                         self.cnt_param_mismatches.eq(self.cnt_param_mismatches + 1)]
+
         with m.If(running):
             m.d.sync += timer.eq(timer + 1)
         # The peer's first Crd_Ack may arrive while we are still in PARAM_INIT.
@@ -178,18 +228,12 @@ class BringUp(wiring.Component):
                 with m.Case(S.DISABLED):
                     m.d.sync += [state.eq(S.PARAM_INIT), timer.eq(0), mismatch_seen.eq(0)]
                 with m.Case(S.PARAM_INIT):
-                    with m.If(self.init_rx):
-                        with m.If(acceptable):
-                            m.d.comb += self.seq_reset.eq(1)
-                            m.d.sync += [got_init.eq(1), timer.eq(0),
-                                         self.neg_vl_mask.eq(mask),
-                                         self.neg_cell_shift.eq(neg_shift),
-                                         self.neg_max_packet_flits.eq(neg_max),
-                                         self.neg_retry_blocks.eq(neg_retry)]
-                        with m.Elif(~mismatch_seen):
-                            m.d.sync += [mismatch_seen.eq(1),
-                                         self.cnt_param_mismatches.eq(
-                                             self.cnt_param_mismatches + 1)]
+                    with m.If(self.init_rx & acceptable):
+                        m.d.comb += self.seq_reset.eq(1)
+                    # Still in PARAM_INIT one cycle after the Init: nothing re-initialised
+                    # the link in between, so its acceptance still counts.
+                    with m.If(init_ok_late):
+                        m.d.sync += [got_init.eq(1), timer.eq(0)]
                     with m.If(self.init_sent & got_init):
                         m.d.sync += sent_after.eq(sent_after + 1)
                         with m.If(sent_after + 1 >= p.init_repeat):
@@ -206,13 +250,13 @@ class BringUp(wiring.Component):
                     with m.If(granted_req & self.granted & self.pend_zero & got_crd):
                         m.d.sync += [state.eq(S.NORMAL), self.cnt_ups.eq(self.cnt_ups + 1),
                                      quiet.eq(0)]
-                    with m.Elif(self.retrain | (self.init_rx & self.seen_sequenced)):
+                    with m.Elif(self.retrain | restart_late):
                         enter_reinit()
                     with m.Elif(timer == p.init_timeout):
                         m.d.sync += self.cnt_init_timeouts.eq(self.cnt_init_timeouts + 1)
                         enter_reinit(count_reinit=False)
                 with m.Case(S.NORMAL):
-                    with m.If(self.retrain | (self.init_rx & self.seen_sequenced)):
+                    with m.If(self.retrain | restart_late):
                         enter_reinit()
                     with m.Else():
                         # A long quiet spell forgives earlier re-inits.
@@ -222,6 +266,15 @@ class BringUp(wiring.Component):
                             m.d.sync += quiet.eq(quiet + 1)
                 with m.Case(S.ERROR):
                     pass
-        with m.If(self.retry_ok):
+        with m.If(retry_ok_late):
             m.d.sync += reinits.eq(0)
+
+        # rx_seq_on_after_seq_reset: the receiver sequences blocks only after its sequence
+        # was reset for the peer's Init (since the last link reset), however late got_init.
+        seq_reset_seen = Signal()
+        with m.If(self.link_reset):
+            m.d.sync += seq_reset_seen.eq(0)
+        with m.Elif(self.seq_reset):
+            m.d.sync += seq_reset_seen.eq(1)
+        m.d.sync += Assert(~self.seq_on_rx | seq_reset_seen, "rx_seq_on_after_seq_reset")
         return m

@@ -21,7 +21,8 @@ Targets (factories below; every one takes ``mutant=None``):
   ``rx_never_delivers_bad_crc``.
 * ``link-covers`` -- :class:`RxBringUpHarness`: the real LinkRx and BringUp with the peer
   (the wire) and our transmitter abstracted: covers ``cover_link_normal`` and
-  ``cover_retry_sequence_completes``.
+  ``cover_retry_sequence_completes``; checked with ``bmc`` it holds
+  ``rx_seq_on_after_seq_reset`` (in :class:`~.bringup.BringUp`) for the stated bound.
 """
 
 from amaranth.asserts import AnySeq
@@ -37,7 +38,7 @@ from .rxbuf import RxBuffer
 __all__ = ["RXBUF_MUTANTS", "RxCreditHarness", "formal_rx_buffer", "formal_credit_loop",
            "TX_MUTANTS", "small_params", "LinkTxHarness", "formal_tx",
            "RX_MUTANTS", "RxHarness", "formal_rx",
-           "COVER_MUTANTS", "RxBringUpHarness", "formal_covers"]
+           "COVER_MUTANTS", "BRINGUP_MUTANTS", "RxBringUpHarness", "formal_covers"]
 
 #: RxBuffer mutants (``RxBuffer(mutant=...)``) and the one thing each breaks.
 RXBUF_MUTANTS = {
@@ -440,6 +441,14 @@ COVER_MUTANTS = {
 }
 
 
+#: BringUp mutants (``BringUp(mutant=...)``, lines marked "formal mutant" in bringup.py).
+BRINGUP_MUTANTS = {
+    "late_init_unqualified": "the late Init event skips the acceptance check: an Init that "
+                             "did not reset the receiver's sequence turns sequencing on "
+                             "(rx_seq_on_after_seq_reset)",
+}
+
+
 class RxBringUpHarness(Elaboratable):
     """The real :class:`~.rx.LinkRx` and :class:`~.bringup.BringUp` of one endpoint, wired
     as in :class:`~.endpoint.LinkEndpoint`; the wire and the transmitter are abstracted.
@@ -459,10 +468,11 @@ class RxBringUpHarness(Elaboratable):
     parameters, our grant, a Crd_Ack from the peer); ``cover_retry_sequence_completes``
     (a block fails its CRC, the requester goes NORMAL -> REQ -> WAIT, a Retry_Ack arrives,
     the requester is back in NORMAL, and the replayed block is accepted in sequence).
+    BringUp's own ``rx_seq_on_after_seq_reset`` is an ``Assert`` of this harness (``bmc``).
     """
 
     def __init__(self, *, mutant=None):
-        _check_mutant(mutant, COVER_MUTANTS, "RxBringUpHarness")
+        _check_mutant(mutant, {**COVER_MUTANTS, **BRINGUP_MUTANTS}, "RxBringUpHarness")
         from .rx import LinkRx
         self.mutant = mutant
         self.params = small_params()
@@ -476,7 +486,8 @@ class RxBringUpHarness(Elaboratable):
         p = self.params
         m.submodules.rx = rx = self.rx
         credit_bits = (p.rx_buffer_cells * p.cell_flits).bit_length() + 1   # as LinkTx's
-        m.submodules.bringup = bu = BringUp(p, credit_bits)
+        m.submodules.bringup = bu = BringUp(
+            p, credit_bits, mutant=self.mutant if self.mutant in BRINGUP_MUTANTS else None)
 
         granted = Signal()
         with m.If(bu.link_reset):
