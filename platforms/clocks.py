@@ -8,7 +8,7 @@ reset until the PLL has locked.
 
 :func:`ecp5_pll_dividers` picks the dividers the way ``ecppll`` does (the datasheet's VCO and
 phase-detector ranges, the smallest frequency error); :class:`Ecp5SyncPll` instantiates the
-PLL with the output fed back (``FEEDBK_PATH=CLKOP``) and the frequency attributes the
+PLL with internal feedback from the output divider (``FEEDBK_PATH=INT_OP``) and the frequency attributes the
 open flows use; nextpnr derives the output clock's timing constraint from the oscillator's.
 """
 
@@ -47,7 +47,7 @@ class Ecp5PllDividers:
 
 
 def ecp5_pll_dividers(in_hz, out_hz):
-    """The dividers that make ``out_hz`` from ``in_hz`` with the feedback from CLKOP (VCO =
+    """The dividers that make ``out_hz`` from ``in_hz`` with the feedback after CLKOP's divider (VCO =
     out x CLKOP_DIV inside its range), the smallest error first, then the VCO nearest the
     middle of its range. A ``ConfigError`` if nothing is within :data:`PLL_TOLERANCE`."""
     fin, fout = in_hz / 1e6, out_hz / 1e6
@@ -97,6 +97,7 @@ class Ecp5SyncPll(Elaboratable):
         d = self.dividers
         cd = ClockDomain(self.domain)
         m.domains += cd
+        feedback = Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
             # nextpnr reads these to know the clocks; the others are the loop filter values
@@ -107,10 +108,13 @@ class Ecp5SyncPll(Elaboratable):
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
             p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
             p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-            p_CLKI_DIV=d.clki_div, p_CLKFB_DIV=d.clkfb_div, p_FEEDBK_PATH="CLKOP",
+            # Internal feedback from CLKOP's divider: feeding the output back through the
+            # global network to CLKFB left nextpnr's router ripping up for an hour.
+            p_CLKI_DIV=d.clki_div, p_CLKFB_DIV=d.clkfb_div, p_FEEDBK_PATH="INT_OP",
             p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=d.clkop_div,
             p_CLKOP_CPHASE=d.clkop_div - 1, p_CLKOP_FPHASE=0,    # 0 degrees
-            i_CLKI=self.clk_in, i_CLKFB=cd.clk, o_CLKOP=cd.clk, o_LOCK=self.locked,
+            i_CLKI=self.clk_in, i_CLKFB=feedback, o_CLKINTFB=feedback, o_CLKOP=cd.clk,
+            o_LOCK=self.locked,
             i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
         m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain=self.domain)
