@@ -18,6 +18,15 @@ Two kinds of model:
   ``runner.test(build_dir=result.build_dir, ...)`` or :func:`ubproto.verify.cocotb_harness.run_cocotb`.
 * :func:`build_native_model` -- a plain executable with a user C++ ``main`` (``--exe``), or
   Verilator's own ``main`` (``--binary``) when no C++ sources are given, for long runs.
+
+A native harness whose runs are long enough to pay for a slower build can ask for more C++
+optimisation in its source, one hint a line (see :data:`HINT_HELP`)::
+
+    // ubproto-build: lto
+    // ubproto-build: pgo-train warmup=1000 measure=100000 ...
+
+The hints become build flags (so they are part of the key) only with GCC; other compilers
+build the plain model. ``$UBPROTO_PGO=0`` (or ``pgo=False``) builds without the profile.
 """
 
 from __future__ import annotations
@@ -70,6 +79,24 @@ int main() { return LZ4_compressBound(1) > 0 && zlibVersion() != 0 ? 0 : 1; }
 
 # Amaranth annotates cells with their Python source location; irrelevant to the model.
 _SRC_ATTRIBUTE = re.compile(r'\(\*\s*src\s*=\s*"[^"]*"\s*\*\)\s?')
+
+# Build hints of native harness sources ("// ubproto-build: HINT ARGS", one per line).
+HINT_HELP = {
+    "lto": "link-time optimisation of the model, the harness and Verilator's runtime (which is "
+           "also compiled at -O2, not -Os): the per-eval() runtime calls and the assertion "
+           "enable checks are optimised together with the model (GCC only)",
+    "pgo-train": "profile-guided optimisation: build the model instrumented, run it once with "
+                 "the hint's arguments (a short, representative run, seconds at most), rebuild "
+                 "with the profile (GCC only; $UBPROTO_PGO=0 or pgo=False turns it off)",
+}
+_HINT_LINE = re.compile(r"^[ \t]*//[ \t]*ubproto-build:[ \t]*(\S+)[ \t]*(.*?)[ \t]*$", re.M)
+PGO_ENV = "UBPROTO_PGO"
+PGO_TRAIN_TIMEOUT_S = 300
+# -flto=auto: the link's code generation runs in parallel (make's jobserver or all cores).
+LTO_ARGS = ("-CFLAGS", "-flto", "-LDFLAGS", "-flto=auto", "-MAKEFLAGS", "OPT_GLOBAL=-O2")
+PGO_GENERATE_ARGS = ("-CFLAGS", "-fprofile-generate", "-LDFLAGS", "-fprofile-generate")
+# Partial training: code the training run never reached is optimised as without a profile.
+PGO_USE_ARGS = ("-CFLAGS", "-fprofile-use -fprofile-partial-training -Wno-missing-profile")
 
 SUPPORT_PROGRAMS = {"make": "make", "perl": "perl"}  # perl runs the verilator wrapper script
 SUPPORT_FIX = "apt-get install g++ make perl"
@@ -130,27 +157,34 @@ def build_cocotb_model(design, toplevel: str = "top", *, waves: bool = False,
 
 def build_native_model(design, toplevel: str = "top", cpp_sources: Iterable[os.PathLike | str] = (),
                        *, include_dirs: Iterable[os.PathLike | str] = (), waves: bool = False,
-                       extra_args: Sequence[str] = (), assertions: bool = True) -> Path:
+                       extra_args: Sequence[str] = (), assertions: bool = True,
+                       pgo: bool | None = None) -> Path:
     """Build (or fetch) a standalone executable and return its path.
 
     With ``cpp_sources`` the model is linked with them (one must define ``main``); without,
     Verilator's own ``main`` runs the design (``--binary``, which implies ``--timing``).
     Headers in ``include_dirs`` are on the include path and part of the cache key.
     ``waves=True`` compiles in tracing (format: :func:`waves_format`); the C++ main opens it.
+    Build hints in the C++ sources (module docstring) apply; ``pgo=False`` skips a
+    ``pgo-train`` hint, ``None`` follows ``$UBPROTO_PGO`` (default on).
     """
     return build_native(design, toplevel, cpp_sources, include_dirs=include_dirs, waves=waves,
-                        extra_args=extra_args, assertions=assertions).executable
+                        extra_args=extra_args, assertions=assertions, pgo=pgo).executable
 
 
 def build_native(design, toplevel: str = "top", cpp_sources: Iterable[os.PathLike | str] = (),
                  *, include_dirs: Iterable[os.PathLike | str] = (), waves: bool = False,
-                 extra_args: Sequence[str] = (), assertions: bool = True) -> BuildResult:
+                 extra_args: Sequence[str] = (), assertions: bool = True,
+                 pgo: bool | None = None) -> BuildResult:
     """Like :func:`build_native_model`, returning the full :class:`BuildResult`."""
     trace = waves_format() if waves else None
+    sources = tuple(Path(p).resolve() for p in cpp_sources)
+    hint_args, pgo_train = _hint_build(sources, pgo)
     recipe = _Recipe(kind="native", toplevel=toplevel, verilog=to_verilog(design, toplevel),
-                     args=_model_args(trace, assertions, extra_args), waves_format=trace,
-                     cpp_sources=tuple(Path(p).resolve() for p in cpp_sources),
-                     include_dirs=tuple(Path(p).resolve() for p in include_dirs))
+                     args=(*_model_args(trace, assertions, extra_args), *hint_args),
+                     waves_format=trace, cpp_sources=sources,
+                     include_dirs=tuple(Path(p).resolve() for p in include_dirs),
+                     pgo_train=pgo_train)
     return _build_cached(recipe)
 
 
@@ -203,6 +237,7 @@ class _Recipe:
     waves_format: str | None
     cpp_sources: tuple[Path, ...] = ()
     include_dirs: tuple[Path, ...] = ()
+    pgo_train: tuple[str, ...] | None = None   # arguments of the profile's training run
 
     @property
     def verilog_digest(self) -> str:
@@ -212,6 +247,67 @@ class _Recipe:
 def _model_args(trace: str | None, assertions: bool, extra_args: Sequence[str]) -> tuple[str, ...]:
     return (*BASE_VERILATOR_ARGS, *(ASSERT_ARGS if assertions else NO_ASSERT_ARGS),
             *WAVES_ARGS.get(trace, ()), *toolchain.verilator_cflags(), *extra_args)
+
+
+def harness_hints(cpp_sources: Iterable[os.PathLike | str]) -> dict[str, tuple[str, ...]]:
+    """The build hints (``// ubproto-build: HINT ARGS``) of C++ sources: hint -> arguments."""
+    hints = {}
+    for path in cpp_sources:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError as exc:
+            raise UbprotoError(f"cannot read C++ source {path}: {exc.strerror}") from None
+        for name, args in _HINT_LINE.findall(text):
+            if name not in HINT_HELP:
+                raise UbprotoError(f"{path}: unknown build hint {name!r}; known: "
+                                   f"{', '.join(sorted(HINT_HELP))}")
+            hints[name] = tuple(args.split())
+    return hints
+
+
+def pgo_enabled(pgo: bool | None = None) -> bool:
+    """Whether a ``pgo-train`` hint is followed: ``pgo`` if given, else ``$UBPROTO_PGO``."""
+    if pgo is not None:
+        return bool(pgo)
+    value = os.environ.get(PGO_ENV, "1").strip().lower()
+    if value in ("0", "no", "off", "false"):
+        return False
+    if value in ("", "1", "yes", "on", "true"):
+        return True
+    raise UbprotoError(f"{PGO_ENV}={value!r}: use 1 or 0")
+
+
+def _hint_build(sources: Sequence[Path], pgo: bool | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """Extra Verilator arguments and the PGO training arguments the hints ask for."""
+    hints = harness_hints(sources)
+    if not hints or not _compiler_is_gcc():
+        return (), None
+    args: list[str] = []
+    if "lto" in hints and (archiver := _gcc_archiver()):
+        # LTO objects in Verilator's static archive need an archiver with GCC's plugin.
+        args += [*LTO_ARGS, "-MAKEFLAGS", f"AR={archiver}"]
+    train = hints.get("pgo-train") if pgo_enabled(pgo) else None
+    return tuple(args), train
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_is_gcc() -> bool:
+    compiler = os.environ.get("CXX", "g++")
+    try:
+        result = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    except OSError:
+        return False
+    text = result.stdout.lower()
+    return result.returncode == 0 and "clang" not in text and "free software foundation" in text
+
+
+def _gcc_archiver() -> str | None:
+    compiler = os.path.basename(os.environ.get("CXX", "g++"))
+    suffix = compiler[len("g++"):] if compiler.startswith("g++") else ""  # g++-12 -> gcc-ar-12
+    for name in (f"gcc-ar{suffix}", "gcc-ar"):
+        if shutil.which(name):
+            return name   # by name, as make finds it: the key does not hold a machine's path
+    return None
 
 
 def _build_key(recipe: _Recipe, verilator: toolchain.ToolInfo) -> str:
@@ -227,6 +323,8 @@ def _build_key(recipe: _Recipe, verilator: toolchain.ToolInfo) -> str:
         "cxx": _compiler_identity(),
         "cocotb": _cocotb_identity() if recipe.kind == "cocotb" else None,
     }
+    if recipe.pgo_train is not None:
+        payload["pgo_train"] = list(recipe.pgo_train)
     return _sha256(json.dumps(payload, sort_keys=True))[:KEY_HEX_CHARS]
 
 
@@ -268,10 +366,10 @@ def _cocotb_identity() -> list[str]:
 # Verilator command lines
 
 def _verilator_command(recipe: _Recipe, verilator: toolchain.ToolInfo, mdir: Path,
-                       verilog_path: Path) -> list[str]:
+                       verilog_path: Path, stage_args: Sequence[str] = ()) -> list[str]:
     if recipe.kind == "cocotb":
         return _cocotb_command(recipe, verilator, mdir, verilog_path)
-    return _native_command(recipe, verilator, mdir, verilog_path)
+    return _native_command(recipe, verilator, mdir, verilog_path, stage_args)
 
 
 def _cocotb_command(recipe, verilator, mdir, verilog_path) -> list[str]:
@@ -290,12 +388,12 @@ def _cocotb_command(recipe, verilator, mdir, verilog_path) -> list[str]:
     ]
 
 
-def _native_command(recipe, verilator, mdir, verilog_path) -> list[str]:
+def _native_command(recipe, verilator, mdir, verilog_path, stage_args=()) -> list[str]:
     mode = ["--cc", "--exe"] if recipe.cpp_sources else ["--binary"]
     includes = [arg for d in recipe.include_dirs for arg in ("-CFLAGS", f"-I{d}")]
     return [
         *verilator.argv, *mode, "-Mdir", str(mdir), "--top-module", recipe.toplevel,
-        "-o", recipe.toplevel, *recipe.args, *includes,
+        "-o", recipe.toplevel, *recipe.args, *stage_args, *includes,
         *map(str, recipe.cpp_sources), str(verilog_path),
         "--build", "-j", str(build_jobs()),
     ]
@@ -344,8 +442,12 @@ def _build_into(final_dir: Path, recipe: _Recipe, verilator: toolchain.ToolInfo,
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final_dir.parent))
     try:
         started = time.monotonic()
-        command = _verilator_command(recipe, verilator, staging, verilog_path)
-        _run_logged(command, staging / BUILD_LOG_FILE, final_dir, recipe.toplevel)
+        log = staging / BUILD_LOG_FILE
+        if recipe.pgo_train is None:
+            command = _verilator_command(recipe, verilator, staging, verilog_path)
+            _run_logged(command, log, final_dir, recipe.toplevel)
+        else:
+            command = _build_with_profile(recipe, verilator, staging, verilog_path, final_dir)
         info = _build_info(recipe, key, command, verilator, time.monotonic() - started)
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
         staging.chmod(toolchain.SHARED_DIR_MODE)
@@ -353,6 +455,43 @@ def _build_into(final_dir: Path, recipe: _Recipe, verilator: toolchain.ToolInfo,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _build_with_profile(recipe: _Recipe, verilator, staging: Path, verilog_path: Path,
+                        final_dir: Path) -> list[str]:
+    """Instrumented build, training run, rebuild with the profile; returns the last command.
+
+    Both builds compile in ``staging`` (the profile files are found by object path) and
+    without ccache (an object must never come from a cache entry of another profile).
+    """
+    log = staging / BUILD_LOG_FILE
+    env = {"OBJCACHE": ""}
+    generate = _verilator_command(recipe, verilator, staging, verilog_path, PGO_GENERATE_ARGS)
+    _run_logged(generate, log, final_dir, recipe.toplevel, env=env)
+    exe = staging / recipe.toplevel
+    with open(log, "a") as out:
+        out.write(f"$ {exe} {' '.join(recipe.pgo_train)}   # PGO training run\n")
+        out.flush()
+        try:
+            result = subprocess.run([str(exe), *recipe.pgo_train], cwd=staging, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    timeout=PGO_TRAIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            result = None
+    if result is None or result.returncode != 0:
+        kept_log = final_dir.with_name(final_dir.name + ".failed.log")
+        shutil.copyfile(log, kept_log)
+        why = f"timed out after {PGO_TRAIN_TIMEOUT_S} s" if result is None else \
+            f"exit {result.returncode}"
+        raise BuildError(f"PGO training run of {recipe.toplevel} failed ({why}); full log: "
+                         f"{kept_log} (build without the profile: {PGO_ENV}=0)")
+    # Compiled objects of the instrumented build must not satisfy make in the second one.
+    for path in staging.iterdir():
+        if path.suffix in (".o", ".a", ".gch") or path == exe:
+            path.unlink()
+    use = _verilator_command(recipe, verilator, staging, verilog_path, PGO_USE_ARGS)
+    _run_logged(use, log, final_dir, recipe.toplevel, env=env, append=True)
+    return use
 
 
 def _store_verilog(recipe: _Recipe) -> Path:
@@ -367,11 +506,12 @@ def _store_verilog(recipe: _Recipe) -> Path:
     return path
 
 
-def _run_logged(command: list[str], log_path: Path, final_dir: Path, toplevel: str) -> None:
-    with open(log_path, "w") as log:
+def _run_logged(command: list[str], log_path: Path, final_dir: Path, toplevel: str, *,
+                env: dict[str, str] | None = None, append: bool = False) -> None:
+    with open(log_path, "a" if append else "w") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        result = subprocess.run(command, env=_build_env(), cwd=log_path.parent,
+        result = subprocess.run(command, env={**_build_env(), **(env or {})}, cwd=log_path.parent,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         kept_log = final_dir.with_name(final_dir.name + ".failed.log")
@@ -410,6 +550,7 @@ def _build_info(recipe: _Recipe, key: str, command: list[str], verilator, second
         "verilator": {"version": verilator.version, "path": str(verilator.path), "source": verilator.source},
         "cxx": _compiler_identity(),
         "command": command,
+        "pgo_train": list(recipe.pgo_train) if recipe.pgo_train is not None else None,
     }
 
 

@@ -9,6 +9,11 @@
 // Output (stdout), one item per line: "probe I VALUE", "hist PORT BIN COUNT" (non-zero bins),
 // "cycles N", "seconds S" (wall clock), "cpu_seconds S" (this process's CPU time; the fair
 // speed figure on a shared machine).
+//
+// Build hint (sim/build.py): the model runs for millions of clocks, so it is worth the
+// slower link-time-optimised build. (A pgo-train hint was measured too and is not used:
+// no gain on top of LTO, docs/switch.md "Simulation speed".)
+// ubproto-build: lto
 #include <chrono>
 #include <ctime>
 #include <cstdint>
