@@ -1,4 +1,5 @@
-"""Build hints of native harnesses (sim/build.py: ``// ubproto-build: lto`` and ``pgo-train``)."""
+"""Build hints of native harnesses (sim/build.py: ``// ubproto-build: lto`` and ``pgo-train``)
+and the switch experiment harness's one-eval clock (sim/native/switch_experiment.cpp)."""
 
 import subprocess
 
@@ -110,3 +111,26 @@ def test_switch_harness_declares_its_hints():
     from ubproto.hdl.switch.experiment import NATIVE_SOURCE
     # LTO only: a profile (pgo-train) was measured to add nothing on top of it.
     assert build.harness_hints([NATIVE_SOURCE]) == {"lto": ()}
+
+
+def test_switch_harness_one_eval_per_clock_is_bit_identical():
+    """The harness's one eval() per clock gives exactly the results of two (clk low, high)."""
+    from ubproto.config import SwitchConfig
+    from ubproto.hdl.switch.experiment import HIST_BINS, build_experiment, packet_lph
+    from ubproto.hdl.switch.packets import route_write
+    cfg = SwitchConfig(ports=4, num_vls=1, queueing="fifo", allocator="fifo")
+    model = build_experiment(cfg)   # the build test_switch_experiment uses
+    writes = ",".join(f"{int(t)}:{a}:{d}" for t, a, d in (route_write(p, p) for p in range(4)))
+    args = ["warmup=1000", "measure=30000", "seed=7", "threshold=52000", f"lph={packet_lph(1)}",
+            f"probes={len(model.probes)}", f"bins={HIST_BINS}", "ports=4", f"writes={writes}"]
+
+    def run(evals):
+        out = subprocess.run([str(model.executable), *args, f"evals={evals}"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+        assert f"evals_per_clock {evals}" in out
+        return [line for line in out if line.split()[0] in ("probe", "hist", "cycles")]
+
+    one, two = run(1), run(2)
+    assert one == two
+    probes = {model.probes[int(p[1])]: int(p[2]) for p in map(str.split, one) if p[0] == "probe"}
+    assert probes["sink0.packets"] > 0 and sum(1 for line in one if line.startswith("hist")) > 10
