@@ -15,7 +15,6 @@ open flows use; nextpnr derives the output clock's timing constraint from the os
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
-from amaranth.lib.cdc import ResetSynchronizer
 
 from ..errors import ConfigError
 
@@ -83,8 +82,9 @@ def ecp5_pll_dividers(in_hz, out_hz):
 
 class Ecp5SyncPll(Elaboratable):
     """Drives the ``sync`` domain from ``clk_in`` (the board oscillator, ``in_hz``) through an
-    EHXPLLL at ``out_hz``. ``sync`` is in reset until the PLL reports lock (the reset leaves
-    synchronously to the new clock), so nothing runs on a clock that is still settling."""
+    EHXPLLL at ``out_hz``. The device is held in its global reset (GSR) until the PLL reports
+    lock, released synchronously to the new clock, so nothing runs on a clock that is still
+    settling."""
 
     def __init__(self, clk_in, in_hz, out_hz, *, domain="sync"):
         self.clk_in = clk_in
@@ -95,7 +95,7 @@ class Ecp5SyncPll(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         d = self.dividers
-        cd = ClockDomain(self.domain)
+        cd = ClockDomain(self.domain, reset_less=True)      # reset by GSR, below
         m.domains += cd
         feedback = Signal()
         m.submodules.pll = Instance(
@@ -108,8 +108,8 @@ class Ecp5SyncPll(Elaboratable):
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
             p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
             p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-            # Internal feedback from CLKOP's divider: feeding the output back through the
-            # global network to CLKFB left nextpnr's router ripping up for an hour.
+            # Internal feedback from CLKOP's divider: no routing from the global clock
+            # network back into the PLL.
             p_CLKI_DIV=d.clki_div, p_CLKFB_DIV=d.clkfb_div, p_FEEDBK_PATH="INT_OP",
             p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=d.clkop_div,
             p_CLKOP_CPHASE=d.clkop_div - 1, p_CLKOP_FPHASE=0,    # 0 degrees
@@ -117,7 +117,17 @@ class Ecp5SyncPll(Elaboratable):
             o_LOCK=self.locked,
             i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
-        m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain=self.domain)
+        # Held in reset until lock through the global set/reset network, as Amaranth's own
+        # ECP5 ``sync`` domain is: a fabric reset (ResetSynchronizer -> ``rst``) fans out to
+        # every flip-flop with a reset value, and that one net kept nextpnr's router
+        # ripping up for most of an hour on the switch design. Two flip-flops outside GSR
+        # bring the lock into this clock first.
+        lock_meta, lock_sync = Signal(), Signal()
+        m.submodules.lock_ff0 = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=cd.clk,
+                                         i_D=self.locked, o_Q=lock_meta)
+        m.submodules.lock_ff1 = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=cd.clk,
+                                         i_D=lock_meta, o_Q=lock_sync)
+        m.submodules.sgsr = Instance("SGSR", i_CLK=cd.clk, i_GSR=lock_sync)   # active low
         # No add_clock_constraint here: Amaranth would name the net after one of its users,
         # a name synthesis does not keep; nextpnr derives the output's constraint from the
         # oscillator pin's and the dividers ("Derived frequency constraint of 50.0 MHz").

@@ -182,6 +182,7 @@ def test_ecpix5_designs_run_from_a_50_mhz_pll():
         pll = il[il.index("attribute \\FREQUENCY_PIN_CLKI"):il.index("cell \\EHXPLLL")]
         assert 'FREQUENCY_PIN_CLKI "100"' in pll and 'FREQUENCY_PIN_CLKOP "50"' in pll
         assert "module \\top.cd_sync\n" in il
+        assert "cell \\SGSR" in il           # reset by the global network, not the fabric
     assert BoardTop("colorlight-5a75b", "scaleout-switch").clock_hz == 25_000_000
     assert BoardTop("ulx3s-25f", "scaleup-node").sync_pll is None
 
