@@ -98,3 +98,16 @@ def test_ingress_words_in_order(mutant, tmp_path):
         assert result.passed, result.summary()
     else:
         assert result.failed_property == "ingress_words_in_order", result.summary()
+
+
+@pytest.mark.parametrize("mutant", [None, "member_precompute_early"])
+def test_ingress_route_precomputed(mutant, tmp_path):
+    """Stage Q's ready-made ECMP member indices and port checks equal the direct
+    computation from the registers beside them (bounded, 12 steps)."""
+    result = check(sf.formal_ingress(mutant=mutant), "bmc", 12, tmp_path)
+    if mutant is None:
+        assert result.passed, result.summary()
+        assert "ingress_route_precomputed" in {p.name for p in result.properties}, \
+            result.summary()
+    else:
+        assert result.failed_property == "ingress_route_precomputed", result.summary()

@@ -283,10 +283,13 @@ class IngressHarness(Elaboratable):
 
 def formal_ingress(*, mutant=None):
     """Bounded: the stage registers hold words the solver could set to anything in an
-    induction step, so the order is checked from reset (the mutants fail within 8 steps)."""
+    induction step, so the order is checked from reset (the mutants fail within 8 steps).
+    The ingress's own ``ingress_route_precomputed`` is checked with it."""
     from ...config import SwitchConfig
+    # Two ECMP groups of two members: the ready-made member indices and port checks of
+    # stage Q (``ingress_route_precomputed``) have more than one value to get wrong.
     cfg = SwitchConfig(ports=2, num_vls=2, queue_flits=4, max_packet_flits=3,
-                       route_entries=2, ecmp_groups=1, ecmp_max_paths=1, counter_bits=8)
+                       route_entries=2, ecmp_groups=2, ecmp_max_paths=2, counter_bits=8)
     return IngressHarness(IngressPort(cfg, mutant=mutant))
 
 

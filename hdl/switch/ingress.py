@@ -12,7 +12,12 @@ Pipeline (one flit per clock, three register stages and a skid slot before the w
   the VL (SL -> VL table) and the path entropy (:class:`PathSelector`) -- and the route
   table (a block RAM shared by the ports, one read port each) is read;
 * stage Q: the entry out of the RAM and its ECMP group (size and member ports) are
-  registered -- the block RAM's output is slow, so only the group lookup follows it;
+  registered -- the block RAM's output is slow, so only the group lookup follows it. Beside
+  them, the route checks that need no RAM output are registered ready-made: the member
+  index for every possible group size (from stage P's entropy) and, per member and for the
+  direct target, whether the port exists, so resolving the route in stage Q is multiplexers
+  only (the entropy x group size multiplier and the port-range compare behind it were the
+  critical path after timing step 8);
 * stage R: the route is resolved (direct port or ECMP group member) and the drop reason
   decided, both *registered* (this was one cycle together with the RAM read and the buffer
   write: RAM output -> ECMP multiplexer -> drop decision -> queue-full lookup -> ready was
@@ -38,7 +43,7 @@ back (``abort``), the rest are discarded. A full queue back-pressures the input 
 is lossless, like the credit-controlled links it connects).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -124,11 +129,13 @@ class IngressPort(wiring.Component):
     commit, commit_vl, commit_bytes : Out   a packet entered the buffer
     """
 
-    #: Broken variants for the formal mutant tests (``ingress_words_in_order`` fails on
-    #: each): ``write_slot_overwritten`` loads stage R's word into the write-side skid slot
-    #: while the slot still holds one; ``r_ready_ignores_slot`` lets stage R hand on its word
-    #: while the slot is full.
-    MUTANTS = ("write_slot_overwritten", "r_ready_ignores_slot")
+    #: Broken variants for the formal mutant tests: ``write_slot_overwritten`` loads stage
+    #: R's word into the write-side skid slot while the slot still holds one, and
+    #: ``r_ready_ignores_slot`` lets stage R hand on its word while the slot is full (both
+    #: fail ``ingress_words_in_order``); ``member_precompute_early`` computes stage Q's
+    #: ready-made member indices from the arriving word's entropy instead of stage P's
+    #: (fails ``ingress_route_precomputed``).
+    MUTANTS = ("write_slot_overwritten", "r_ready_ignores_slot", "member_precompute_early")
 
     def __init__(self, cfg, *, path_selector=PathSelector, mutant=None):
         self.cfg = cfg
@@ -232,6 +239,8 @@ class IngressPort(wiring.Component):
 
         # --- stage Q: the route entry and its ECMP group, out of the RAM -----------------
         # The block RAM's output is slow; only the group lookup follows it in this cycle.
+        paths = cfg.ecmp_max_paths
+        port_bits = ROUTE_ENTRY.size - 2
         entry_in = self.route_entry
         q_valid = Signal()
         q_word = Signal(PacketWord)
@@ -240,30 +249,63 @@ class IngressPort(wiring.Component):
         q_vl = Signal(range(nv))
         q_entropy = Signal(ENTROPY_BITS)
         entry = Signal(ROUTE_ENTRY)
-        group_size = Signal(range(cfg.ecmp_max_paths + 1))
-        members = Signal(data.ArrayLayout(unsigned(ROUTE_ENTRY.size - 2), cfg.ecmp_max_paths))
+        group_size = Signal(range(paths + 1))
+        members = Signal(data.ArrayLayout(unsigned(port_bits), paths))
+        # Ready-made route checks (see the module docstring), each equal to what stage Q
+        # would compute from the registers beside it (``ingress_route_precomputed``):
+        # by group size, for every value the size register can hold (the switch's raw table
+        # port does not refuse sizes above ecmp_max_paths); at least one bit wide: an array
+        # of zero-width elements is no value
+        sizes = 1 << len(group_size)
+        member_bits = len(Signal(range(paths)))
+        member_of_size = Signal(data.ArrayLayout(unsigned(max(1, member_bits)), sizes))
+        target_missing = Signal()             # entry.target >= ports
+        member_missing = Signal(paths)        # members[k] >= ports
+        group_in_table = Signal()             # entry.target < ecmp_groups
+
+        def member_for(entropy, size):
+            # Multiply-shift range reduction: uniform over the group for uniform entropy
+            # (cut to the member index width, as the index has always been).
+            return ((entropy * size) >> ENTROPY_BITS)[:member_bits]
+
+        def group_of(table, target):
+            return table[target] if cfg.ecmp_groups > 1 else table[0]
+
+        entropy_for_members = (p_entropy if self.mutant != "member_precompute_early"
+                               else selector.entropy)
+        members_in = group_of(self.ecmp_member, entry_in.target)
         q_advance = Signal()                  # stage Q hands its word to stage R
         m.d.comb += p_advance.eq(p_valid & (~q_valid | q_advance))
         with m.If(p_advance):
             m.d.sync += [
                 q_valid.eq(1), q_word.eq(p_word), q_early.eq(p_early), q_outside.eq(p_outside),
                 q_vl.eq(p_vl), q_entropy.eq(p_entropy), entry.eq(entry_in),
-                group_size.eq(self.ecmp_size[entry_in.target] if cfg.ecmp_groups > 1
-                              else self.ecmp_size[0]),
-                members.eq(self.ecmp_member[entry_in.target] if cfg.ecmp_groups > 1
-                           else self.ecmp_member[0]),
+                group_size.eq(group_of(self.ecmp_size, entry_in.target)),
+                members.eq(members_in),
+                target_missing.eq(entry_in.target >= n),
+                group_in_table.eq(entry_in.target < cfg.ecmp_groups),
             ]
+            m.d.sync += [member_of_size[size].eq(member_for(entropy_for_members, size))
+                         for size in range(sizes)]
+            m.d.sync += [member_missing[k].eq(members_in[k] >= n) for k in range(paths)]
         with m.Elif(q_advance):
             m.d.sync += q_valid.eq(0)
 
         # --- resolve the route (first words) --------------------------------------------
-        port = Signal(ROUTE_ENTRY.size - 2)
-        member = Signal(range(cfg.ecmp_max_paths))
-        # Multiply-shift range reduction: uniform over the group for uniform entropy.
-        m.d.comb += member.eq((q_entropy * group_size) >> ENTROPY_BITS)
-        group_ok = (entry.target < cfg.ecmp_groups) & (group_size != 0)
+        port = Signal(port_bits)
+        member = Signal(range(paths))
+        m.d.comb += member.eq(member_of_size[group_size])
+        group_ok = group_in_table & (group_size != 0)
         m.d.comb += port.eq(Mux(entry.ecmp, members[member], entry.target))
-        unknown = ~entry.valid | q_outside | (entry.ecmp & ~group_ok) | (port >= n)
+        port_missing = Mux(entry.ecmp, member_missing.bit_select(member, 1), target_missing)
+        unknown = ~entry.valid | q_outside | (entry.ecmp & ~group_ok) | port_missing
+        precomputed_ok = ((member == member_for(q_entropy, group_size))
+                          & (target_missing == (entry.target >= n))
+                          & (group_in_table == (entry.target < cfg.ecmp_groups)))
+        for k in range(paths):
+            precomputed_ok = precomputed_ok & (member_missing[k] == (members[k] >= n))
+        # Checked in every simulation; q_entropy feeds only this check (synthesis drops it).
+        m.d.comb += Assert(~q_valid | precomputed_ok, "ingress_route_precomputed")
         reason = Signal(reasons)
         m.d.comb += reason.eq(q_early)
         with m.If(q_early == 0):
