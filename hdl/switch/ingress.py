@@ -85,6 +85,15 @@ def _fold(value, width):
     return out
 
 
+def _at_least(value, bound):
+    """``value >= bound`` for a constant ``bound``; a power of two is an OR of the high bits
+    (LUTs) rather than a compare (a carry chain), which matters right after a block RAM."""
+    if bound & (bound - 1) == 0:
+        low = bound.bit_length() - 1
+        return value[low:].any() if len(value) > low else Const(0, 1)
+    return value >= bound
+
+
 class PathSelector(wiring.Component):
     """Load-balancing hook: the entropy that picks an ECMP group member.
 
@@ -274,6 +283,12 @@ class IngressPort(wiring.Component):
         entropy_for_members = (p_entropy if self.mutant != "member_precompute_early"
                                else selector.entropy)
         members_in = group_of(self.ecmp_member, entry_in.target)
+        # "Port exists" per member of every group, from the table registers (in parallel
+        # with the RAM read), so only the group multiplexer follows the RAM output.
+        missing_by_group = Signal(data.ArrayLayout(unsigned(paths), cfg.ecmp_groups))
+        for g in range(cfg.ecmp_groups):
+            m.d.comb += [missing_by_group[g][k].eq(_at_least(self.ecmp_member[g][k], n))
+                         for k in range(paths)]
         q_advance = Signal()                  # stage Q hands its word to stage R
         m.d.comb += p_advance.eq(p_valid & (~q_valid | q_advance))
         with m.If(p_advance):
@@ -282,12 +297,12 @@ class IngressPort(wiring.Component):
                 q_vl.eq(p_vl), q_entropy.eq(p_entropy), entry.eq(entry_in),
                 group_size.eq(group_of(self.ecmp_size, entry_in.target)),
                 members.eq(members_in),
-                target_missing.eq(entry_in.target >= n),
-                group_in_table.eq(entry_in.target < cfg.ecmp_groups),
+                target_missing.eq(_at_least(entry_in.target, n)),
+                group_in_table.eq(~_at_least(entry_in.target, cfg.ecmp_groups)),
+                member_missing.eq(group_of(missing_by_group, entry_in.target)),
             ]
             m.d.sync += [member_of_size[size].eq(member_for(entropy_for_members, size))
                          for size in range(sizes)]
-            m.d.sync += [member_missing[k].eq(members_in[k] >= n) for k in range(paths)]
         with m.Elif(q_advance):
             m.d.sync += q_valid.eq(0)
 
