@@ -134,8 +134,8 @@ def test_tx_mutant_fails_its_property(mutant, checks, expected, tmp_path):
 def test_rx_never_delivers_bad_crc_is_proven(tmp_path):
     result = check(formal.load_target("link-rx"), "prove", 2, tmp_path, "link-rx")
     assert result.passed, result.summary()
-    assert "rx_never_delivers_bad_crc" in {p.name for p in result.properties
-                                           if p.kind == "assert" and p.status == "PASS"}
+    assert {"rx_never_delivers_bad_crc", "rx_block_end_fresh"} <= {
+        p.name for p in result.properties if p.kind == "assert" and p.status == "PASS"}
 
 
 def test_rx_covers(tmp_path):
@@ -145,9 +145,14 @@ def test_rx_covers(tmp_path):
     assert set(result.reached) == {"cover_rx_packet_committed", "cover_rx_bad_crc_seen"}
 
 
-def test_rx_mutant_trusting_every_crc_fails(tmp_path):
-    result = check(lf.formal_rx(mutant="ignore_crc"), "bmc", 8, tmp_path, "link-rx-ignore_crc")
-    assert_fails_with(result, {"rx_never_delivers_bad_crc"})
+@pytest.mark.parametrize("mutant, expected", [
+    ("ignore_crc", {"rx_never_delivers_bad_crc"}),
+    # The registered block-end flag one flit late: a block would end a flit early or late.
+    ("block_end_stale", {"rx_block_end_fresh"}),
+])
+def test_rx_mutant_fails_its_property(mutant, expected, tmp_path):
+    result = check(lf.formal_rx(mutant=mutant), "bmc", 8, tmp_path, f"link-rx-{mutant}")
+    assert_fails_with(result, expected)
 
 
 # --- covers: bring-up reaches NORMAL, a whole retry sequence completes -------------------------

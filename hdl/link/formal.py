@@ -18,7 +18,7 @@ Targets (factories below; every one takes ``mutant=None``):
   ``tx_credit_never_above_max``, ``tx_credit_never_above_initial``, ``tx_credits_conserved``,
   ``replay_no_overwrite``, ``tx_priority_order`` (bounded).
 * ``link-rx`` -- the real :class:`~.rx.LinkRx` with an arbitrary wire:
-  ``rx_never_delivers_bad_crc``.
+  ``rx_never_delivers_bad_crc``, ``rx_block_end_fresh``.
 * ``link-covers`` -- :class:`RxBringUpHarness`: the real LinkRx and BringUp with the peer
   (the wire) and our transmitter abstracted: covers ``cover_link_normal`` and
   ``cover_retry_sequence_completes``; checked with ``bmc`` it holds
@@ -403,14 +403,17 @@ def formal_tx(*, mutant=None, checks=LinkTxHarness.CHECKS, peer_cells=14, tx_que
 # --- the receiver's commit path ---------------------------------------------------------------
 
 #: LinkRx mutants (``LinkRx(mutant=...)``).
-RX_MUTANTS = {"ignore_crc": "the receiver trusts every block (CRC never checked)"}
+RX_MUTANTS = {"ignore_crc": "the receiver trusts every block (CRC never checked)",
+              "block_end_stale": "the registered block-end flag is written for the flit just "
+                                 "parsed, not the next one (rx_block_end_fresh)"}
 
 
 class RxHarness(FreeInputs):
     """The real LinkRx with every input free: any flits on the wire (corrupted, truncated,
     foreign, replayed), any bring-up and transmitter state, any reader. Its property
     ``rx_never_delivers_bad_crc`` (a block commits into a receive buffer only in the cycle
-    its CRC30 checked) is proven by k-induction. The covers show the property is not
+    its CRC30 checked) and ``rx_block_end_fresh`` (the registered block-end flag equals
+    ``idx == len_m1`` inside a block) are proven by k-induction. The covers show the property is not
     vacuous: blocks do commit (``cover_rx_packet_committed``: the solver had to build a
     packet with a good CRC30), and a bad one is refused (``cover_rx_bad_crc_seen``)."""
 
@@ -425,7 +428,8 @@ class RxHarness(FreeInputs):
 
 
 def formal_rx(*, mutant=None):
-    """``rx_never_delivers_bad_crc`` on the real LinkRx, every input free (k-induction)."""
+    """``rx_never_delivers_bad_crc`` and ``rx_block_end_fresh`` on the real LinkRx, every
+    input free (k-induction)."""
     _check_mutant(mutant, RX_MUTANTS, "formal_rx")
     from .rx import LinkRx
     return RxHarness(LinkRx(small_params(), mutant=mutant))
@@ -547,3 +551,4 @@ class RxBringUpHarness(Elaboratable):
 def formal_covers(*, mutant=None):
     """Covers of bring-up and of a whole retry sequence (requester view, peer abstracted)."""
     return RxBringUpHarness(mutant=mutant)
+
