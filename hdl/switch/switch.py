@@ -382,21 +382,28 @@ class Switch(wiring.Component):
         for p in range(n):
             tx = txs[p]
             sent = tx.valid & tx.ready
+            # A word leaving is registered before its bytes are summed: `nbytes` comes
+            # straight out of the buffer's block RAM (slow clock-to-out) through the
+            # crossbar, and would otherwise feed the packet's byte adder in the same cycle.
+            # The sum is registered again on its way to the counters (which add it to
+            # 32-bit counters), so transmit events reach them two cycles after the word.
+            w_sent = Signal(name=f"tx_sent{p}")
+            w_last = Signal(name=f"tx_last{p}")
+            w_nbytes = Signal.like(tx.payload.nbytes, name=f"tx_nbytes{p}")
+            w_vl = Signal.like(self.ports[p].tx_vl, name=f"tx_vl{p}")
+            m.d.sync += [w_sent.eq(sent), w_last.eq(tx.payload.last),
+                         w_nbytes.eq(tx.payload.nbytes), w_vl.eq(self.ports[p].tx_vl)]
             bytes_so_far = Signal(16, name=f"tx_bytes{p}")
-            with m.If(sent):
-                m.d.sync += bytes_so_far.eq(Mux(tx.payload.last, 0,
-                                                bytes_so_far + tx.payload.nbytes))
-            # Events are registered on their way to the counters (which count one cycle
-            # later): the byte sums of a packet leaving come straight out of the buffer's
-            # block RAM, whose output is slow, and would otherwise feed the 32-bit adders.
+            with m.If(w_sent):
+                m.d.sync += bytes_so_far.eq(Mux(w_last, 0, bytes_so_far + w_nbytes))
             m.d.comb += counters.occupancy[p].eq(voq[p].occupancy)
             m.d.sync += [
                 counters.rx[p].eq(ingress[p].commit),
                 counters.rx_vl[p].eq(ingress[p].commit_vl),
                 counters.rx_bytes[p].eq(ingress[p].commit_bytes),
-                counters.tx[p].eq(sent & tx.payload.last),
-                counters.tx_vl[p].eq(self.ports[p].tx_vl),
-                counters.tx_bytes[p].eq(bytes_so_far + tx.payload.nbytes),
+                counters.tx[p].eq(w_sent & w_last),
+                counters.tx_vl[p].eq(w_vl),
+                counters.tx_bytes[p].eq(bytes_so_far + w_nbytes),
                 counters.drop[p].eq(ingress[p].drop),
                 counters.grant[p].eq(start_of[p]),
             ]
