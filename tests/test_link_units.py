@@ -244,52 +244,18 @@ def test_malformed_flits_are_what_the_codec_rejects():
     assert {"reserved_cfg", "bad_lch", "bad_length", "truncated"} <= set(reasons)
 
 
-@pytest.mark.parametrize("data_ahead", [False, True])
-def test_flit_crc30_matches_reference(data_ahead):
-    """FlitCrc30 (both forms: one stage, or the data half a cycle ahead) gives the codec's
-    CRC30 of random blocks of 1..6 flits, fed back to back with idle cycles between."""
+def _block_flits(blk):
+    n = len(blk) // 20
+    return [(blk[20 * i:20 * i + 20], i == 0, i == n - 1) for i in range(n)]
+
+
+def _crc_unit_outputs(unit, output, schedule, *, data_ahead):
+    """Drive a CRC unit (FlitCrc30 or SplitCrc30Check ports) through ``schedule`` (one entry
+    per cycle: (flit bytes, first, last), or None: idle, random data on the wire) and return
+    ``output`` on every last flit. With ``data_ahead`` the data goes in a cycle before its
+    valid/first/last."""
     m = Module()
-    m.submodules.crc = crc = FlitCrc30(data_ahead=data_ahead)
-    rng = random.Random(30 + data_ahead)
-    blocks = [bytes(rng.randrange(256) for _ in range(20 * rng.randrange(1, 7)))
-              for _ in range(40)]
-    # One entry per cycle: (flit bytes, first, last) or None (idle, random data).
-    schedule = []
-    for blk in blocks:
-        n = len(blk) // 20
-        schedule += [(blk[20 * i:20 * i + 20], i == 0, i == n - 1) for i in range(n)]
-        schedule += [None] * rng.randrange(2)
-    got = []
-
-    async def bench(ctx):
-        prev = None
-        for cyc in range(len(schedule) + 1):
-            now = schedule[cyc] if cyc < len(schedule) else None
-            # Data goes in a cycle before its controls when data_ahead.
-            ctrl = prev if data_ahead else now
-            data_src = now
-            ctx.set(crc.data, int.from_bytes(data_src[0], "big") if data_src
-                    else rng.randrange(1 << 160))
-            ctx.set(crc.valid, ctrl is not None)
-            ctx.set(crc.first, bool(ctrl and ctrl[1]))
-            ctx.set(crc.last, bool(ctrl and ctrl[2]))
-            if ctrl is not None and ctrl[2]:
-                got.append(ctx.get(crc.crc))
-            prev = now
-            await ctx.tick()
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    assert got == [crc30(blk[:-4]) for blk in blocks]
-
-
-def _split_check_verdicts(schedule, mutant=None):
-    """Run SplitCrc30Check over ``schedule`` (per cycle: None = idle, random data on the
-    wire, or (flit bytes, first, last)); its ``match`` on every last flit."""
-    m = Module()
-    m.submodules.chk = chk = SplitCrc30Check(mutant=mutant)
+    m.submodules.unit = unit
     rng = random.Random(5)
     got = []
 
@@ -297,13 +263,13 @@ def _split_check_verdicts(schedule, mutant=None):
         prev = None
         for cyc in range(len(schedule) + 1):
             now = schedule[cyc] if cyc < len(schedule) else None
-            # The wire a cycle ahead of the flit's valid/first/last (data_ahead contract).
-            ctx.set(chk.data, int.from_bytes(now[0], "big") if now else rng.randrange(1 << 160))
-            ctx.set(chk.valid, prev is not None)
-            ctx.set(chk.first, bool(prev and prev[1]))
-            ctx.set(chk.last, bool(prev and prev[2]))
-            if prev is not None and prev[2]:
-                got.append(bool(ctx.get(chk.match)))
+            ctrl = prev if data_ahead else now
+            ctx.set(unit.data, int.from_bytes(now[0], "big") if now else rng.randrange(1 << 160))
+            ctx.set(unit.valid, ctrl is not None)
+            ctx.set(unit.first, bool(ctrl and ctrl[1]))
+            ctx.set(unit.last, bool(ctrl and ctrl[2]))
+            if ctrl is not None and ctrl[2]:
+                got.append(ctx.get(output))
             prev = now
             await ctx.tick()
 
@@ -314,9 +280,25 @@ def _split_check_verdicts(schedule, mutant=None):
     return got
 
 
-def _block_flits(blk):
-    n = len(blk) // 20
-    return [(blk[20 * i:20 * i + 20], i == 0, i == n - 1) for i in range(n)]
+@pytest.mark.parametrize("data_ahead", [False, True])
+def test_flit_crc30_matches_reference(data_ahead):
+    """FlitCrc30 (both forms: one stage, or the data half a cycle ahead) gives the codec's
+    CRC30 of random blocks of 1..6 flits, fed back to back with idle cycles between."""
+    crc = FlitCrc30(data_ahead=data_ahead)
+    rng = random.Random(30 + data_ahead)
+    blocks = [bytes(rng.randrange(256) for _ in range(20 * rng.randrange(1, 7)))
+              for _ in range(40)]
+    schedule = []
+    for blk in blocks:
+        schedule += _block_flits(blk) + [None] * rng.randrange(2)
+    got = _crc_unit_outputs(crc, crc.crc, schedule, data_ahead=data_ahead)
+    assert got == [crc30(blk[:-4]) for blk in blocks]
+
+
+def _split_check_verdicts(schedule, mutant=None):
+    """SplitCrc30Check's ``match`` on every last flit of ``schedule``."""
+    chk = SplitCrc30Check(mutant=mutant)
+    return [bool(v) for v in _crc_unit_outputs(chk, chk.match, schedule, data_ahead=True)]
 
 
 def _with_trailer(body, crc):
