@@ -47,8 +47,9 @@ def test_credit_loop_covers(tmp_path):
     assert set(result.reached) == {"cover_rx_buffer_full", "cover_regrant_after_reset"}
 
 
-# Bounded (12 steps: a 4-flit buffer is filled, rolled back and refilled within 8), and
-# without the induction invariants, so that only the property under test can fail.
+# Bounded (16 steps: a 4-flit buffer is filled, rolled back and refilled within 8; a late
+# rollback of a full buffer, which space_ignores_rollback needs, is first seen at step 12),
+# and without the induction invariants, so that only the property under test can fail.
 RX_MUTANTS = [
     ("rollback_keeps_used", lf.formal_rx_buffer, {"rx_buffer_never_overflows"}),
     ("rollback_keeps_used", lf.formal_credit_loop, {"credits_conserved"}),
@@ -56,13 +57,17 @@ RX_MUTANTS = [
     ("cell_off_by_one", lf.formal_credit_loop, {"credits_conserved"}),
     # The read side's registered gearbox facts (rxbuf.py) must track the fill.
     ("have_pop_stale", lf.formal_rx_buffer, {"rxbuf_gearbox_facts_fresh"}),
+    # `space` without the subtract must still say exactly `used != depth`; one that forgets
+    # the flits a late rollback frees refuses a write the sender had the credit for.
+    ("space_ignores_rollback", lf.formal_rx_buffer,
+     {"rxbuf_space_fast_equals_used", "rx_buffer_never_overflows"}),
 ]
 
 
 @pytest.mark.parametrize("mutant, factory, expected", RX_MUTANTS,
                          ids=[f"{m}-{f.__name__}" for m, f, _ in RX_MUTANTS])
 def test_rx_credit_mutant_fails_its_property(mutant, factory, expected, tmp_path):
-    result = check(factory(mutant=mutant, strengthen=False), "bmc", 12, tmp_path,
+    result = check(factory(mutant=mutant, strengthen=False), "bmc", 16, tmp_path,
                    f"{factory.__name__}-{mutant}")
     assert_fails_with(result, expected)
 

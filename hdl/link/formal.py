@@ -45,6 +45,8 @@ RXBUF_MUTANTS = {
     "rollback_keeps_used": "a rolled-back block's flits are never taken off the fill level",
     "cell_off_by_one": "a credit cell is freed one flit late (cell + 1 flits per credit)",
     "have_pop_stale": "the gearbox's registered fill-after-pop is not updated by a pop",
+    "space_ignores_rollback": "the fast `space` ignores the flits a late rollback frees "
+                              "(a credited write is refused)",
 }
 
 

@@ -150,10 +150,18 @@ class RxBuffer(wiring.Component):
             m.d.comb += dropped_p.eq(0)
         used = self.used
         m.d.comb += used.eq(used_r - dropped_p)
+        frees = Signal()            # the late rollback gives flits back
+        # formal mutant "space_ignores_rollback": `space` forgets them, refusing a write the
+        # sender had the credit for (rxbuf_space_fast_equals_used, rx_buffer_never_overflows).
+        leaks = self.mutant in ("rollback_keeps_used", "space_ignores_rollback")
+        m.d.comb += frees.eq(0 if leaks else p_rollback & (blk_count != 0))
 
         write = Signal()
         m.d.comb += [
-            self.space.eq(used != depth),
+            # == (used != depth) without the subtract in front of the compare (`space` feeds
+            # the receiver's write decision, then `used_r`'s adder): a late rollback of a
+            # non-empty block frees flits, and the block's flits are within used_r.
+            self.space.eq((used_r != depth) | frees),
             write.eq(self.wr_en & self.space),
             wr.addr.eq(wptr_e),
             wr.en.eq(write),
@@ -165,6 +173,7 @@ class RxBuffer(wiring.Component):
         ]
         # Checked at the clock edge, on the values the write is judged on.
         m.d.sync += Assert(~self.wr_en | self.space, "rx_buffer_never_overflows")
+        m.d.sync += Assert(self.space == (used != depth), "rxbuf_space_fast_equals_used")
 
         # --- read pipeline: memory -> (m_valid, rd.data) -> q -> gearbox ------------------
         # Stage M is the memory's output (m_valid, rd.data: the flit at rptr); stage Q its
