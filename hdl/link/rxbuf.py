@@ -173,7 +173,12 @@ class RxBuffer(wiring.Component):
         ]
         # Checked at the clock edge, on the values the write is judged on.
         m.d.sync += Assert(~self.wr_en | self.space, "rx_buffer_never_overflows")
-        m.d.sync += Assert(self.space == (used != depth), "rxbuf_space_fast_equals_used")
+        # Exact whenever the fill level is within the buffer and the open block's flits
+        # within the fill level, as they are from reset (other states are unreachable, but
+        # k-induction on a bare LinkRx may start from one: the claim is stated where meant).
+        meant = (used_r <= depth) & (blk_count <= used_r)
+        m.d.sync += Assert(~meant | (self.space == (used != depth)),
+                           "rxbuf_space_fast_equals_used")
 
         # --- read pipeline: memory -> (m_valid, rd.data) -> q -> gearbox ------------------
         # Stage M is the memory's output (m_valid, rd.data: the flit at rptr); stage Q its

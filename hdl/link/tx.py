@@ -76,8 +76,8 @@ TX_COUNTERS = {
 
 _NONE, _CTRL, _DATA, _REPLAY = range(4)
 
-#: Register stages from the scheduler's choice to the wire (S -> C -> D -> output).
-TX_PIPELINE_STAGES = 3
+#: Register stages from the scheduler's choice to the wire (S -> C -> E -> D -> output).
+TX_PIPELINE_STAGES = 4
 
 
 def _flit_of(vec, flits, idx):
@@ -544,10 +544,12 @@ class LinkTx(wiring.Component):
             c_addr.eq(addr),
         ]
 
-        # --- stage C: replay-buffer write; stage D: CRC, output register ------------------
-        # The CRC's wide data half is computed in C from the flit (registered into D with
-        # it), the running-state half in D (FlitCrc30 data_ahead): C and D each hold about
-        # half the XOR depth. One extra cycle of latency.
+        # --- stage C: replay-buffer write; E: register; D: CRC, output register -----------
+        # A replayed flit comes out of the replay memory in C (a block RAM whose output is
+        # not registered: most of a clock is its clock-to-out), so C only selects and
+        # registers the flit (E). The CRC's wide data half is computed in E from that
+        # register (registered into D with the flit), the running-state half in D (FlitCrc30
+        # data_ahead): E and D each hold about half the XOR depth. Two cycles of latency.
         m.submodules.crc = crc = FlitCrc30(data_ahead=True)
         c_data = Signal(FLIT_BITS)
         m.d.comb += [
@@ -556,14 +558,20 @@ class LinkTx(wiring.Component):
             rwr.data.eq(c_data),
             rwr.en.eq(c_valid & c_store),
         ]
+        e_valid = Signal()
+        e_first = Signal()
+        e_last = Signal()
+        e_data = Signal(FLIT_BITS)
+        m.d.sync += [e_valid.eq(c_valid), e_first.eq(c_first),
+                     e_last.eq(c_last), e_data.eq(c_data)]
         d_valid = Signal()
         d_first = Signal()
         d_last = Signal()
         d_data = Signal(FLIT_BITS)
-        m.d.sync += [d_valid.eq(c_valid), d_first.eq(c_first),
-                     d_last.eq(c_last), d_data.eq(c_data)]
+        m.d.sync += [d_valid.eq(e_valid), d_first.eq(e_first),
+                     d_last.eq(e_last), d_data.eq(e_data)]
         m.d.comb += [
-            crc.data.eq(c_data),
+            crc.data.eq(e_data),
             crc.valid.eq(d_valid),
             crc.first.eq(d_first),
             crc.last.eq(d_last),
