@@ -558,18 +558,15 @@ class LinkTx(wiring.Component):
             rwr.data.eq(c_data),
             rwr.en.eq(c_valid & c_store),
         ]
-        e_valid = Signal()
-        e_first = Signal()
-        e_last = Signal()
-        e_data = Signal(FLIT_BITS)
-        m.d.sync += [e_valid.eq(c_valid), e_first.eq(c_first),
-                     e_last.eq(c_last), e_data.eq(c_data)]
-        d_valid = Signal()
-        d_first = Signal()
-        d_last = Signal()
-        d_data = Signal(FLIT_BITS)
-        m.d.sync += [d_valid.eq(e_valid), d_first.eq(e_first),
-                     d_last.eq(e_last), d_data.eq(e_data)]
+        # One register stage per pipeline step: the flit and its place in its block.
+        def stage(prefix, valid, first, last, data):
+            regs = [Signal.like(v, name=f"{prefix}_{n}") for v, n in
+                    ((valid, "valid"), (first, "first"), (last, "last"), (data, "data"))]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, first, last, data))]
+            return regs
+
+        e_valid, e_first, e_last, e_data = stage("e", c_valid, c_first, c_last, c_data)
+        d_valid, d_first, d_last, d_data = stage("d", e_valid, e_first, e_last, e_data)
         m.d.comb += [
             crc.data.eq(e_data),
             crc.valid.eq(d_valid),
