@@ -19,12 +19,12 @@ cycle, as with ``FlitCrc30(data_ahead=True)``. ``match`` is meaningful on a bloc
 flit. The running register follows the same rule as FlitCrc30's, so one block at a time.
 """
 
-from amaranth.hdl import Mux, Signal
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..proto.crc30 import _update_matrix, _xor_network
+from ...errors import ConfigError
+from ..proto.crc30 import _update_matrix, _xor_network, crc30_update
 from ..proto.formats import BCRC_BYTES, CRC30_INIT, CRC30_WIDTH, FLIT_BYTES
 
 __all__ = ["SplitCrc30Check"]
@@ -43,7 +43,8 @@ class SplitCrc30Check(wiring.Component):
 
     def __init__(self, mutant=None):
         if mutant is not None and mutant not in self.MUTANTS:
-            raise ValueError(f"SplitCrc30Check: unknown mutant {mutant!r}")
+            raise ConfigError(f"SplitCrc30Check: unknown mutant {mutant!r}; known: "
+                              f"{', '.join(self.MUTANTS)}")
         self.mutant = mutant
         super().__init__({
             "data": In(self.flit_bits),
@@ -81,10 +82,9 @@ class SplitCrc30Check(wiring.Component):
             # holds; keep it initial for clarity, as FlitCrc30 does.
             m.d.sync += reg.eq(Mux(self.last, CRC30_INIT, full))
 
-        # F_tail of the initial state is a constant; of the register, a network of registers.
-        init_tail = 0
-        for i in range(CRC30_WIDTH):
-            init_tail |= (sum(CRC30_INIT >> j & 1 for j in f_tail[i]) & 1) << i
+        # F_tail of the initial state is a constant: the CRC30 register after the tail's
+        # bytes, all zero (G of zero data is zero). Of the register, a network of registers.
+        init_tail = crc30_update(CRC30_INIT, bytes(self.tail_bits // 8))
         reg_tail = _xor_network(m, reg, zeros, f_tail, none, "crc_reg_tail")
         first = 0 if self.mutant == "first_uses_register" else self.first
         m.d.comb += self.match.eq(Mux(first, expect == init_tail, reg_tail == expect))

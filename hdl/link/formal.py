@@ -415,8 +415,8 @@ class RxHarness(FreeInputs):
     foreign, replayed), any bring-up and transmitter state, any reader. Its property
     ``rx_never_delivers_bad_crc`` (a block commits into a receive buffer only in the cycle
     its CRC30 checked) and ``rx_block_end_fresh`` (the registered block-end flag equals
-    ``idx == len_m1`` inside a block) are proven by k-induction. The covers show the property is not
-    vacuous: blocks do commit (``cover_rx_packet_committed``: the solver had to build a
+    ``idx == len_m1`` inside a block) are proven by k-induction. The covers show the first
+    is not vacuous: blocks do commit (``cover_rx_packet_committed``: the solver had to build a
     packet with a good CRC30), and a bad one is refused (``cover_rx_bad_crc_seen``)."""
 
     def elaborate(self, platform):
@@ -553,4 +553,3 @@ class RxBringUpHarness(Elaboratable):
 def formal_covers(*, mutant=None):
     """Covers of bring-up and of a whole retry sequence (requester view, peer abstracted)."""
     return RxBringUpHarness(mutant=mutant)
-
