@@ -16,7 +16,7 @@ network by ``last``, then compares.)
 
 ``data`` is given one cycle before the flit's ``valid``/``first``/``last`` and sampled every
 cycle, as with ``FlitCrc30(data_ahead=True)``. ``match`` is meaningful on a block's last
-flit. The running register follows the same rule as FlitCrc30's, so one block at a time.
+flit. The running register is FlitCrc30's (``running_crc30``), so one block at a time.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -24,7 +24,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ConfigError
-from ..proto.crc30 import _update_matrix, _xor_network, crc30_update
+from ..proto.crc30 import _update_matrix, _xor_network, crc30_update, running_crc30
 from ..proto.formats import BCRC_BYTES, CRC30_INIT, CRC30_WIDTH, FLIT_BYTES
 
 __all__ = ["SplitCrc30Check"]
@@ -74,13 +74,11 @@ class SplitCrc30Check(wiring.Component):
                       trailer),
         ]
 
-        reg = Signal(CRC30_WIDTH, init=CRC30_INIT, name="crc_reg")
-        state = Mux(self.first, CRC30_INIT, reg)
-        full = _xor_network(m, state, g_full_r, f_full, ones, "crc_full")
-        with m.If(self.valid):
-            # After a block's last flit the next one restarts (first=1) whatever the register
-            # holds; keep it initial for clarity, as FlitCrc30 does.
-            m.d.sync += reg.eq(Mux(self.last, CRC30_INIT, full))
+        # The running register, by FlitCrc30's rule (one helper for both).
+        reg, _, _ = running_crc30(
+            m, self.valid, self.first, self.last,
+            lambda st: _xor_network(m, st, g_full_r, f_full, ones, "crc_full"),
+            reg_name="crc_reg")
 
         # F_tail of the initial state is a constant: the CRC30 register after the tail's
         # bytes, all zero (G of zero data is zero). Of the register, a network of registers.

@@ -243,8 +243,15 @@ class LinkTx(wiring.Component):
         # through a variable shift and comparators, and the start decision must stay short.
         # A registered fact is one cycle old, so it is ignored for one cycle after that
         # queue's plan was popped (`fresh`): the head it describes is gone. Nothing else
-        # makes it wrong: a head only changes by a pop, credits are compared now (not
-        # registered), and the negotiated limits change only while data is off.
+        # makes it wrong: a head only changes by a pop, and the negotiated limits change
+        # only while data is off.
+        # The credit check is registered too (it was the carry chain in front of the
+        # framer's start): `credit_ok` holds "last cycle's credits cover the head", as
+        # `avail * 2^shift >= flits` (the same as avail >= cells, with no division before
+        # the comparator). Credits only fall when their own VL starts a packet, and then
+        # the head's plan is popped in the same cycle, so `fresh` hides the stale check;
+        # otherwise they only rise, and a stale check can only start a packet one cycle
+        # late, never without credit (`tx_credit_never_negative`). A link reset clears it.
         cells_of = []
         eligible = Signal(V)
         credit_blocked = Signal(V)
@@ -254,6 +261,7 @@ class LinkTx(wiring.Component):
             ready = queues[v].plans.valid & queues[v].words.valid
             total = head.total_flits
             cells = Signal(self.credit_bits, name=f"cells{v}")
+            credit_ok = reg(1, f"credit_ok{v}")
             sendable = Signal(name=f"sendable{v}")
             drop_head = Signal(name=f"drop_head{v}")
             fresh = Signal(name=f"fresh{v}")
@@ -264,14 +272,16 @@ class LinkTx(wiring.Component):
                 drop_head.eq(ready & (head.drop | (total > self.neg_max_packet_flits))),
                 fresh.eq(~(queues[v].plans.valid & queues[v].plans.ready)),
             ]
+            covered = avail[v]
+            if self.mutant == "credit_check_off_by_one":    # formal mutant (hdl/link/formal.py)
+                covered = avail[v] + 1
+            m.d.sync += credit_ok.eq((covered << cell_shift) >= total)
             cells_of.append(cells)
             m.d.comb += [
-                eligible[v].eq(fresh & sendable & (avail[v] >= cells)),
-                credit_blocked[v].eq(fresh & sendable & (avail[v] < cells)),
+                eligible[v].eq(fresh & sendable & credit_ok),
+                credit_blocked[v].eq(fresh & sendable & ~credit_ok),
                 dropping[v].eq(fresh & drop_head),
             ]
-            if self.mutant == "credit_check_off_by_one":    # formal mutant (hdl/link/formal.py)
-                m.d.comb += eligible[v].eq(fresh & sendable & (avail[v] + 1 >= cells))
         start_vl = Signal(range(V))
         any_eligible = Signal()
         m.d.comb += any_eligible.eq(eligible.any())
@@ -337,14 +347,19 @@ class LinkTx(wiring.Component):
         # a lower bound of the true count (ACKs only add slots), so the low-free-buffer rule
         # and replay_no_overwrite still hold. Crd_Ack urgency one cycle old: at worst one
         # Crd_Ack too many or one cycle late (its contents are read when it is sent).
+        # Both outcomes are compared from registers and this cycle's allocation (the end of
+        # the grant cone) only selects one; `free - alloc` before the compares put a subtract
+        # and a compare behind the grant. (An allocation needs a free slot, so the two forms
+        # agree: `free - 1` never wraps.)
         alloc = Signal()                 # a new sequenced block starts
         free_ge1 = Signal(name="free_ge1")
         free_gt_reserve = Signal(name="free_gt_reserve")
-        free_after = Signal(range(N + 1))
-        m.d.comb += free_after.eq(free - (alloc & sending))
+        taking = alloc & sending
         crd_force_r = Signal(name="crd_force_r")
         crd_idle_r = Signal(name="crd_idle_r")
-        m.d.sync += [free_ge1.eq(free_after >= 1), free_gt_reserve.eq(free_after > p.retry_reserve),
+        m.d.sync += [free_ge1.eq(Mux(taking, free >= 2, free >= 1)),
+                     free_gt_reserve.eq(Mux(taking, free > p.retry_reserve + 1,
+                                            free > p.retry_reserve)),
                      crd_force_r.eq(crd_force), crd_idle_r.eq(crd_idle)]
 
         # --- requests, by priority --------------------------------------------------------

@@ -14,7 +14,7 @@ one for a last flit.
 
 from functools import lru_cache
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,8 +25,8 @@ from .formats import BCRC, BCRC_BYTES, CRC30_INIT, CRC30_POLY, CRC30_WIDTH, FLIT
 #: Bit of the flit holding the BCRC poison flag (the trailer is the flit's last 4 bytes).
 _POISON_BIT = BCRC.lsb("poison")
 
-__all__ = ["CRC30", "crc30", "crc30_update", "FlitCrc30", "BlockCrcInserter", "BlockCrcChecker",
-           "CheckedWord"]
+__all__ = ["CRC30", "crc30", "crc30_update", "running_crc30", "FlitCrc30", "BlockCrcInserter",
+           "BlockCrcChecker", "CheckedWord"]
 
 #: The algorithm, in Amaranth's (Williams model) terms.
 CRC30 = crc.Algorithm(crc_width=CRC30_WIDTH, polynomial=CRC30_POLY, initial_crc=CRC30_INIT,
@@ -93,6 +93,25 @@ def _xor_network(m, state, data, f, g, name):
     return out
 
 
+def running_crc30(m, valid, first, last, full_of, *, reg_name="reg"):
+    """A flit CRC30's running register and the rule that updates it.
+
+    The register restarts at a block's first flit (``state`` is then the initial value) and
+    takes ``full_of(state)``, the CRC after a full flit, on every ``valid`` flit; after
+    ``last`` it is initial again (the next block restarts whatever it holds: kept initial for
+    clarity). Returns ``(reg, state, full)``. :class:`FlitCrc30` and the receiver's split
+    check (:class:`~ubproto.hdl.link.crccheck.SplitCrc30Check`) both use it, so they follow
+    one rule.
+    """
+    reg = Signal(CRC30_WIDTH, init=CRC30_INIT, name=reg_name)
+    state = Signal(CRC30_WIDTH, name="state")
+    m.d.comb += state.eq(Mux(first, CRC30_INIT, reg))
+    full = full_of(state)
+    with m.If(valid):
+        m.d.sync += reg.eq(Mux(last, CRC30_INIT, full))
+    return reg, state, full
+
+
 class FlitCrc30(wiring.Component):
     """Running CRC30 over a stream of flits, one flit per clock.
 
@@ -134,35 +153,32 @@ class FlitCrc30(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        reg = Signal(CRC30_WIDTH, init=CRC30_INIT)
-        state = Signal(CRC30_WIDTH)
-        m.d.comb += state.eq(Mux(self.first, CRC30_INIT, reg))
-
         f_full, g_full = _update_matrix(self.flit_bits)
         f_tail, g_tail = _update_matrix(self.tail_bits)
         tail_data = self.data[self.flit_bits - self.tail_bits:]
         if self.data_ahead:
             # Stage 1 (a cycle ahead): the data halves of both networks, registered.
             none = [[] for _ in range(CRC30_WIDTH)]
+            no_state = Const(0, CRC30_WIDTH)
             g_full_r = Signal(CRC30_WIDTH, name="crc_g_full")
             g_tail_r = Signal(CRC30_WIDTH, name="crc_g_tail")
             m.d.sync += [
-                g_full_r.eq(_xor_network(m, state, self.data, none, g_full, "crc_g_full_d")),
-                g_tail_r.eq(_xor_network(m, state, tail_data, none, g_tail, "crc_g_tail_d")),
+                g_full_r.eq(_xor_network(m, no_state, self.data, none, g_full, "crc_g_full_d")),
+                g_tail_r.eq(_xor_network(m, no_state, tail_data, none, g_tail, "crc_g_tail_d")),
             ]
             # Stage 2: the state halves, XORed with the registered data halves.
             ones = [[i] for i in range(CRC30_WIDTH)]
-            full = _xor_network(m, state, g_full_r, f_full, ones, "crc_full")
+            _, state, full = running_crc30(
+                m, self.valid, self.first, self.last,
+                lambda st: _xor_network(m, st, g_full_r, f_full, ones, "crc_full"))
             tail = _xor_network(m, state, g_tail_r, f_tail, ones, "crc_tail")
         else:
-            full = _xor_network(m, state, self.data, f_full, g_full, "crc_full")
+            _, state, full = running_crc30(
+                m, self.valid, self.first, self.last,
+                lambda st: _xor_network(m, st, self.data, f_full, g_full, "crc_full"))
             # Last flit: only its top (first on the wire) bytes are covered.
             tail = _xor_network(m, state, tail_data, f_tail, g_tail, "crc_tail")
         m.d.comb += self.crc.eq(Mux(self.last, tail, full))
-        with m.If(self.valid):
-            # After a block's last flit the next block restarts anyway (first=1), so the
-            # register value after `last` does not matter; keep it initial for clarity.
-            m.d.sync += reg.eq(Mux(self.last, CRC30_INIT, full))
         return m
 
 
