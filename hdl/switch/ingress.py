@@ -43,7 +43,7 @@ back (``abort``), the rest are discarded. A full queue back-pressures the input 
 is lossless, like the credit-controlled links it connects).
 """
 
-from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Assert, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -277,8 +277,18 @@ class IngressPort(wiring.Component):
             # (cut to the member index width, as the index has always been).
             return ((entropy * size) >> ENTROPY_BITS)[:member_bits]
 
+        group_bits = (cfg.ecmp_groups - 1).bit_length()
+
         def group_of(table, target):
-            return table[target] if cfg.ecmp_groups > 1 else table[0]
+            # An Array indexed by the group bits of the target, not ``table[target]``: a
+            # view indexed by a value becomes a shift of the whole table (a 512-bit shift
+            # per clock in Verilator for the member table). Only the low bits, because an
+            # Array gives an out-of-range index its last element, which costs a compare
+            # chain behind the route RAM; targets past the groups are rejected by
+            # group_in_table whatever they select here.
+            if cfg.ecmp_groups == 1:
+                return table[0]
+            return Array(table[g] for g in range(cfg.ecmp_groups))[target[:group_bits]]
 
         entropy_for_members = (p_entropy if self.mutant != "member_precompute_early"
                                else selector.entropy)
