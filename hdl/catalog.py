@@ -17,6 +17,7 @@ Example::
     dut = get_component("demo-counter", width="48")   # -> DemoCounter(width=48)
 """
 
+import dataclasses
 import enum
 import importlib
 import inspect
@@ -177,17 +178,28 @@ def get_component(name, **params):
     accepted = {p.name: p for p in _user_params(sig)}
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
+    # A factory like ``Switch(cfg: SwitchConfig = None, **params)`` passes its keyword
+    # parameters on to the config dataclass: those fields are its parameters too, and their
+    # annotations say how to convert a CLI string.
+    config_fields = _config_fields(sig) if takes_kwargs else {}
     for key in params:
-        if key not in accepted and not takes_kwargs:
-            known = ", ".join(accepted) or "no parameters"
+        if key in accepted:
+            continue
+        if not takes_kwargs or (config_fields and key not in config_fields):
+            known = ", ".join([k for k in accepted if k not in config_fields]
+                              + list(config_fields)) or "no parameters"
             raise UbprotoError(f"unknown parameter {key!r} for component {name!r}; "
                                f"it takes: {known}")
 
     kwargs = {}
     for key, value in {**entry.defaults, **params}.items():
         p = accepted.get(key)
-        if p is not None and isinstance(value, str):
-            value = _convert(name, key, value, p.annotation, p.default)
+        if isinstance(value, str):
+            if p is not None:
+                value = _convert(name, key, value, p.annotation, p.default)
+            elif key in config_fields:
+                annotation, default = config_fields[key]
+                value = _convert(name, key, value, annotation, default)
         kwargs[key] = value
 
     missing = [p.name for p in accepted.values()
@@ -202,6 +214,25 @@ def get_component(name, **params):
         raise
     except ValueError as exc:
         raise UbprotoError(f"component {name!r}: bad parameters {kwargs}: {exc}") from exc
+
+
+def _config_fields(sig):
+    """``{field: (annotation, default)}`` of every dataclass-annotated parameter of ``sig``."""
+    fields = {}
+    for p in sig.parameters.values():
+        cls = p.annotation
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            continue
+        try:
+            hints = typing.get_type_hints(cls)
+        except (NameError, TypeError):
+            hints = {}
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else inspect.Parameter.empty
+            fields[f.name] = (hints.get(f.name, inspect.Parameter.empty), default)
+    return fields
 
 
 # --- String -> value conversion --------------------------------------------------------

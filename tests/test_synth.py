@@ -104,6 +104,20 @@ def test_catalog_conversion_by_annotation_and_default(monkeypatch):
         catalog.get_component("f", n="3", mode="a")
 
 
+def test_catalog_config_dataclass_fields_are_parameters():
+    # Switch(cfg: SwitchConfig = None, **params): the config's fields are its CLI parameters,
+    # converted by their annotations (``--param ports=2`` once reached SwitchConfig as "2").
+    dut = catalog.get_component("switch", ports="2", queueing="fifo", allocator="fifo",
+                                num_vls="1")
+    assert (dut.cfg.ports, dut.cfg.num_vls, dut.cfg.queueing) == (2, 1, "fifo")
+    with pytest.raises(UbprotoError, match="ports='two'.*must be an integer"):
+        catalog.get_component("switch", ports="two")
+    with pytest.raises(UbprotoError, match="unknown parameter 'portz'.*islip_iterations"):
+        catalog.get_component("switch", portz="2")
+    with pytest.raises(UbprotoError, match="ports must be in 2..16"):
+        catalog.get_component("switch", ports="1")
+
+
 def test_parse_params():
     assert catalog.parse_params(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(UbprotoError, match="NAME=VALUE"):
