@@ -148,16 +148,20 @@ def component_params(name):
     with the catalog's defaults applied; ``default`` is :data:`inspect.Parameter.empty` for a
     required parameter."""
     entry = get_entry(name)
+    sig = _signature(load_factory(name))
+    params = [(p.name, p.annotation, p.default) for p in _user_params(sig)]
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        params += [(key, ann, default) for key, (ann, default) in _config_fields(sig).items()]
     result = []
-    for p in _user_params(_signature(load_factory(name))):
-        default = entry.defaults.get(p.name, p.default)
-        if p.annotation is not inspect.Parameter.empty:
-            ann = getattr(p.annotation, "__name__", None) or str(p.annotation)
+    for key, annotation, default in params:
+        default = entry.defaults.get(key, default)
+        if annotation is not inspect.Parameter.empty:
+            ann = getattr(annotation, "__name__", None) or str(annotation)
         elif default not in (inspect.Parameter.empty, None):
             ann = type(default).__name__
         else:
             ann = ""
-        result.append((p.name, ann, default))
+        result.append((key, ann, default))
     return result
 
 

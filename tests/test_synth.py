@@ -110,6 +110,7 @@ def test_catalog_config_dataclass_fields_are_parameters():
     dut = catalog.get_component("switch", ports="2", queueing="fifo", allocator="fifo",
                                 num_vls="1")
     assert (dut.cfg.ports, dut.cfg.num_vls, dut.cfg.queueing) == (2, 1, "fifo")
+    assert ("ports", "int", 4) in catalog.component_params("switch")
     with pytest.raises(UbprotoError, match="ports='two'.*must be an integer"):
         catalog.get_component("switch", ports="two")
     with pytest.raises(UbprotoError, match="unknown parameter 'portz'.*islip_iterations"):
