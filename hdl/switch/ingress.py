@@ -11,11 +11,13 @@ Pipeline (one flit per clock, three register stages and a skid slot before the w
 * stage P: the word is parsed -- LPH.CFG, the NTH16 fields, the route-table address (DCNA),
   the VL (SL -> VL table) and the path entropy (:class:`PathSelector`) -- and the route
   table (a block RAM shared by the ports, one read port each) is read;
-* stage Q: the entry out of the RAM and its ECMP group (size and member ports) are
-  registered -- the block RAM's output is slow, so only the group lookup follows it. Beside
-  them, the route checks that need no RAM output are registered ready-made: the member
-  index for every possible group size (from stage P's entropy) and, per member and for the
-  direct target, whether the port exists, so resolving the route in stage Q is multiplexers
+* stage Q: the entry out of the RAM is registered with nothing in front of it but two
+  OR-of-high-bits range checks -- the block RAM's clock-to-out is slow; its ECMP group (size
+  and member ports) is read from the table registers in stage Q, selected by the registered
+  entry (timing step 13: the group multiplexer behind the RAM output was the worst path).
+  Beside the entry, the route checks that need no RAM output are registered ready-made: the
+  member index for every possible group size (from stage P's entropy) and, per member of
+  every group, whether the port exists, so resolving the route in stage Q is multiplexers
   only (the entropy x group size multiplier and the port-range compare behind it were the
   critical path after timing step 8);
 * stage R: the route is resolved (direct port or ECMP group member) and the drop reason
@@ -258,6 +260,9 @@ class IngressPort(wiring.Component):
         q_vl = Signal(range(nv))
         q_entropy = Signal(ENTROPY_BITS)
         entry = Signal(ROUTE_ENTRY)
+        # The entry's ECMP group, read from the table registers in stage Q (not at the edge
+        # into it): the group multiplexer's select is the RAM's output, and behind the RAM's
+        # slow clock-to-out it was the worst path (timing step 13, docs/switch.md).
         group_size = Signal(range(paths + 1))
         members = Signal(data.ArrayLayout(unsigned(port_bits), paths))
         # Ready-made route checks (see the module docstring), each equal to what stage Q
@@ -292,9 +297,8 @@ class IngressPort(wiring.Component):
 
         entropy_for_members = (p_entropy if self.mutant != "member_precompute_early"
                                else selector.entropy)
-        members_in = group_of(self.ecmp_member, entry_in.target)
         # "Port exists" per member of every group, from the table registers (in parallel
-        # with the RAM read), so only the group multiplexer follows the RAM output.
+        # with the RAM read), so only the group multiplexer follows the entry register.
         missing_by_group = Signal(data.ArrayLayout(unsigned(paths), cfg.ecmp_groups))
         for g in range(cfg.ecmp_groups):
             m.d.comb += [missing_by_group[g][k].eq(_at_least(self.ecmp_member[g][k], n))
@@ -305,16 +309,19 @@ class IngressPort(wiring.Component):
             m.d.sync += [
                 q_valid.eq(1), q_word.eq(p_word), q_early.eq(p_early), q_outside.eq(p_outside),
                 q_vl.eq(p_vl), q_entropy.eq(p_entropy), entry.eq(entry_in),
-                group_size.eq(group_of(self.ecmp_size, entry_in.target)),
-                members.eq(members_in),
                 target_missing.eq(_at_least(entry_in.target, n)),
                 group_in_table.eq(~_at_least(entry_in.target, cfg.ecmp_groups)),
-                member_missing.eq(group_of(missing_by_group, entry_in.target)),
             ]
             m.d.sync += [member_of_size[size].eq(member_for(entropy_for_members, size))
                          for size in range(sizes)]
         with m.Elif(q_advance):
             m.d.sync += q_valid.eq(0)
+
+        m.d.comb += [
+            group_size.eq(group_of(self.ecmp_size, entry.target)),
+            members.eq(group_of(self.ecmp_member, entry.target)),
+            member_missing.eq(group_of(missing_by_group, entry.target)),
+        ]
 
         # --- resolve the route (first words) --------------------------------------------
         port = Signal(port_bits)
