@@ -150,8 +150,7 @@ def component_params(name):
     entry = get_entry(name)
     sig = _signature(load_factory(name))
     params = [(p.name, p.annotation, p.default) for p in _user_params(sig)]
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        params += [(key, ann, default) for key, (ann, default) in _config_fields(sig).items()]
+    params += [(key, *spec) for key, spec in _forwarded_config_fields(sig).items()]
     result = []
     for key, annotation, default in params:
         default = entry.defaults.get(key, default)
@@ -185,7 +184,7 @@ def get_component(name, **params):
     # A factory like ``Switch(cfg: SwitchConfig = None, **params)`` passes its keyword
     # parameters on to the config dataclass: those fields are its parameters too, and their
     # annotations say how to convert a CLI string.
-    config_fields = _config_fields(sig) if takes_kwargs else {}
+    config_fields = _forwarded_config_fields(sig)
     for key in params:
         if key in accepted:
             continue
@@ -198,12 +197,9 @@ def get_component(name, **params):
     kwargs = {}
     for key, value in {**entry.defaults, **params}.items():
         p = accepted.get(key)
-        if isinstance(value, str):
-            if p is not None:
-                value = _convert(name, key, value, p.annotation, p.default)
-            elif key in config_fields:
-                annotation, default = config_fields[key]
-                value = _convert(name, key, value, annotation, default)
+        spec = (p.annotation, p.default) if p is not None else config_fields.get(key)
+        if spec is not None and isinstance(value, str):
+            value = _convert(name, key, value, *spec)
         kwargs[key] = value
 
     missing = [p.name for p in accepted.values()
@@ -220,9 +216,12 @@ def get_component(name, **params):
         raise UbprotoError(f"component {name!r}: bad parameters {kwargs}: {exc}") from exc
 
 
-def _config_fields(sig):
-    """``{field: (annotation, default)}`` of every dataclass-annotated parameter of ``sig``."""
+def _forwarded_config_fields(sig):
+    """``{field: (annotation, default)}`` of every dataclass-annotated parameter of ``sig``,
+    if the factory takes ``**kwargs`` (which it forwards to that dataclass); else ``{}``."""
     fields = {}
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return fields
     for p in sig.parameters.values():
         cls = p.annotation
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
@@ -234,7 +233,8 @@ def _config_fields(sig):
         for f in dataclasses.fields(cls):
             if not f.init:
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else inspect.Parameter.empty
+            default = (f.default if f.default is not dataclasses.MISSING
+                       else inspect.Parameter.empty)
             fields[f.name] = (hints.get(f.name, inspect.Parameter.empty), default)
     return fields
 

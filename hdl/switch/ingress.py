@@ -12,14 +12,15 @@ Pipeline (one flit per clock, three register stages and a skid slot before the w
   the VL (SL -> VL table) and the path entropy (:class:`PathSelector`) -- and the route
   table (a block RAM shared by the ports, one read port each) is read;
 * stage Q: the entry out of the RAM is registered with nothing in front of it but two
-  OR-of-high-bits range checks -- the block RAM's clock-to-out is slow; its ECMP group (size
-  and member ports) is read from the table registers in stage Q, selected by the registered
-  entry (timing step 13: the group multiplexer behind the RAM output was the worst path).
-  Beside the entry, the route checks that need no RAM output are ready-made: the member
-  index for every possible group size (registered, from stage P's entropy) and, per member
-  of every group, whether the port exists (from the table registers), so resolving the
-  route in stage Q is multiplexers only (the entropy x group size multiplier and the port-range compare behind it were the
-  critical path after timing step 8);
+  range checks (ORs of high bits for power-of-two bounds) -- the block RAM's clock-to-out
+  is slow; its ECMP group (size and member ports) is read from the table registers in
+  stage Q, selected by the registered entry (timing step 13: the group multiplexer behind
+  the RAM output was the worst path). Beside the entry, the route checks that need no RAM
+  output are ready-made: the member index for every possible group size (registered, from
+  stage P's entropy) and, per member of every group, whether the port exists (from the
+  table registers), so resolving the route in stage Q is multiplexers only (the entropy x
+  group size multiplier and the port-range compare behind it were the critical path after
+  timing step 8);
 * stage R: the route is resolved (direct port or ECMP group member) and the drop reason
   decided, both *registered* (this was one cycle together with the RAM read and the buffer
   write: RAM output -> ECMP multiplexer -> drop decision -> queue-full lookup -> ready was
