@@ -1,13 +1,19 @@
 """Saturation experiment plumbing and the classical HOL result, kept short for CI (the full
 sweep is benchmarks/switch_saturation.py)."""
 
+import functools
 import json
+import re
 
 import pytest
 
+import ubproto.hdl.switch.switch as switch_module
 from ubproto.config import SwitchConfig
-from ubproto.errors import ConfigError
-from ubproto.hdl.switch.experiment import HOL_THROUGHPUT, run_point, run_switch_experiment
+from ubproto.errors import ConfigError, UbprotoError
+from ubproto.hdl.switch.experiment import (HOL_THROUGHPUT, SwitchExperimentTop, run_point,
+                                           run_switch_experiment)
+from ubproto.hdl.switch.voq import VoqBuffer
+from ubproto.sim.build import to_verilog
 
 FIFO4 = dict(ports=4, num_vls=1, queueing="fifo", allocator="fifo")
 
@@ -39,3 +45,23 @@ def test_experiment_rejects_bad_config(tmp_path):
         run_switch_experiment({"kind": "switch", "traffik": {}}, tmp_path)
     with pytest.raises(ConfigError, match="iterations"):
         run_point(SwitchConfig(**FIFO4), load=0.5, iterations=2)
+
+
+def test_every_property_of_the_native_model_reports_its_name():
+    """The native model has no Verilator assertions; a property is reported by the name the
+    design writes when it fails, so an unnamed Assert would go unchecked there."""
+    verilog = to_verilog(SwitchExperimentTop(SwitchConfig(ports=2, num_vls=1)), "top")
+    asserts = re.findall(r"(?m)^(.*)\n\s*assert \(", verilog)
+    assert len(asserts) >= 10
+    unnamed = [line for line in asserts if "$write(" not in line]
+    assert not unnamed, unnamed
+
+
+def test_native_run_stops_at_a_violated_property(monkeypatch):
+    """A deliberately broken VOQ (its head `last` register is not refreshed) must stop the
+    run with the property's name, not return numbers."""
+    monkeypatch.setattr(switch_module, "VoqBuffer",
+                        functools.partial(VoqBuffer, mutant="head_last_stale"))
+    cfg = SwitchConfig(ports=2, num_vls=1, queueing="fifo", allocator="fifo")
+    with pytest.raises(UbprotoError, match="voq_head_last_matches_ram"):
+        run_point(cfg, saturate=True, packet_flits=2, warmup=1000, measure=1_000_000)

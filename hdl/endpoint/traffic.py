@@ -17,15 +17,15 @@ number in their further flits.
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ...errors import ConfigError
 from ..proto.formats import LPH, LPH_BYTES, NTH16, Field, Header, Nlp
 from ..proto.layouts import header_slice, struct_layout
 from ..stream import WORD_BYTES, packet_stream
 
-__all__ = ["GEN_PAYLOAD", "GEN_PAYLOAD_OFFSET", "TrafficGenerator", "TrafficSink",
+__all__ = ["GEN_PAYLOAD", "GEN_PAYLOAD_OFFSET", "SourceQueue", "TrafficGenerator", "TrafficSink",
            "xorshift32", "RANDOM_BITS"]
 
 #: What a generated packet carries after its headers (a project format for measurements).
@@ -41,6 +41,8 @@ assert GEN_PAYLOAD_OFFSET + GEN_PAYLOAD.nbytes == WORD_BYTES
 RANDOM_BITS = 16
 _COUNTER_BITS = 32
 _GOLDEN = 0x9E3779B9
+#: Per-source order state of a sink.
+_ORDER_ENTRY = data.StructLayout({"seq": 32, "seen": 1})
 
 
 def xorshift32(x):
@@ -52,6 +54,52 @@ def xorshift32(x):
 
 def _view(word, header, offset):
     return data.View(struct_layout(header), header_slice(word, header, offset))
+
+
+class SourceQueue(wiring.Component):
+    """A generator's source queue: ``amaranth.lib.fifo.SyncFIFOBuffered`` seen from outside.
+
+    The same ports (``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``), the
+    same capacity (``depth``: ``depth - 1`` words in a block RAM with a synchronous read, one
+    in the output register) and the same timing, cycle for cycle. It exists because the
+    generators run in every clock of a long native simulation: with a power-of-two
+    ``depth`` the pointers wrap by themselves (no compare-and-reset) and there is no
+    ``level`` output to compute.
+    """
+
+    def __init__(self, *, width, depth):
+        if depth < 2 or depth & (depth - 1):
+            raise ConfigError(f"SourceQueue depth must be a power of two >= 2, got {depth}")
+        self.width, self.depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        inner = self.depth - 1          # words in the RAM; the output register holds one more
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
+        wr, rd = storage.write_port(), storage.read_port(domain="sync")
+        produce = Signal(range(self.depth))
+        consume = Signal(range(self.depth))
+        level = Signal(range(inner + 1))     # words in the RAM
+        write = self.w_en & self.w_rdy
+        # Move the RAM's oldest word to the output register when that is empty or read now.
+        advance = (level != 0) & (~self.r_rdy | self.r_en)
+        m.d.comb += [
+            self.w_rdy.eq(level != inner),
+            wr.addr.eq(produce), wr.data.eq(self.w_data), wr.en.eq(write),
+            rd.addr.eq(consume), rd.en.eq(advance), self.r_data.eq(rd.data),
+        ]
+        with m.If(write):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(advance):
+            m.d.sync += [consume.eq(consume + 1), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        m.d.sync += level.eq(level + write - advance)
+        return m
 
 
 class TrafficGenerator(wiring.Component):
@@ -84,9 +132,17 @@ class TrafficGenerator(wiring.Component):
         n = self.num_ports
         arrivals = Signal(32, init=1)
         choices = Signal(32, init=2)
-        # Distinct, odd-mixed seeds per port and per generator.
-        seed_a = (self.seed ^ ((_GOLDEN * (2 * self.port + 1)) & 0xFFFFFFFF)) | 1
-        seed_b = (self.seed ^ ((_GOLDEN * (2 * self.port + 2) + 0x7F4A7C15) & 0xFFFFFFFF)) | 1
+        # Distinct, odd-mixed seeds per port and per generator. The two mixing constants sit in
+        # a two-word ROM: Amaranth lowers an XOR with a constant into inverted bit groups
+        # (dozens of shifts and masks in a native simulation), an XOR with a ROM word stays
+        # one XOR. Synthesis folds the ROM back into constants.
+        m.submodules.keys = keys = Memory(shape=32, depth=2, init=[
+            (_GOLDEN * (2 * self.port + 1)) & 0xFFFFFFFF,
+            (_GOLDEN * (2 * self.port + 2) + 0x7F4A7C15) & 0xFFFFFFFF])
+        key_a, key_b = keys.read_port(domain="comb"), keys.read_port(domain="comb")
+        m.d.comb += [key_a.addr.eq(0), key_b.addr.eq(1)]
+        seed_a = (self.seed ^ key_a.data) | 1
+        seed_b = (self.seed ^ key_b.data) | 1
         with m.If(self.enable):
             m.d.sync += [arrivals.eq(xorshift32(arrivals)), choices.eq(xorshift32(choices))]
         with m.Else():
@@ -98,8 +154,8 @@ class TrafficGenerator(wiring.Component):
                               (arrivals[:RANDOM_BITS] < self.threshold))
 
         # Source queue of (destination, arrival time).
-        m.submodules.queue = queue = SyncFIFOBuffered(width=self.dest_bits + 32,
-                                                      depth=self.queue_depth)
+        m.submodules.queue = queue = SourceQueue(width=self.dest_bits + 32,
+                                                 depth=self.queue_depth)
         m.d.comb += [queue.w_data.eq(Cat(dest, self.now)), queue.w_en.eq(arrive)]
         with m.If(arrive & self.measure):
             m.d.sync += self.generated.eq(self.generated + 1)
@@ -197,13 +253,16 @@ class TrafficSink(wiring.Component):
         p_seq = Mux(word.first, gen.sequence, seq)
         ending = take & word.last
 
-        last_seq = [Signal(32, name=f"last_seq{s}") for s in range(n)]
-        seen = Signal(n)
-        for s in range(n):
-            with m.If(ending & (p_source == s)):
-                m.d.sync += [last_seq[s].eq(p_seq), seen[s].eq(1)]
-                with m.If(seen[s] & (p_seq <= last_seq[s])):
-                    m.d.sync += self.order_errors.eq(self.order_errors + 1)
+        # The last sequence number seen per source, in a small memory: one read and one write
+        # per packet instead of a register and a comparator per source (a native simulation
+        # evaluates every comparator every clock).
+        m.submodules.order = order = Memory(shape=_ORDER_ENTRY, depth=1 << len(source), init=[])
+        last = order.read_port(domain="comb")
+        update = order.write_port()
+        m.d.comb += [last.addr.eq(p_source), update.addr.eq(p_source), update.en.eq(ending),
+                     update.data.seq.eq(p_seq), update.data.seen.eq(1)]
+        with m.If(ending & last.data.seen & (p_seq <= last.data.seq)):
+            m.d.sync += self.order_errors.eq(self.order_errors + 1)
 
         delay = Signal(32)
         m.d.comb += delay.eq(self.now - p_stamp)
