@@ -279,9 +279,10 @@ def run_point(cfg: SwitchConfig, *, load=None, saturate=False, packet_flits=1, i
     violated = _violations(lines)
     if violated:
         names = _property_names(cfg, violated) or [violated[:200]]
+        when = proc.stderr.strip()[-300:] or "found after the run"
         raise UbprotoError(f"switch experiment: the design violated {', '.join(names)} "
-                           f"({proc.stderr.strip()[-300:] or 'after the run'}); this is a bug "
-                           f"in the switch RTL, not in the experiment's configuration")
+                           f"({when}); this is a bug in the switch RTL, not in the "
+                           f"experiment's configuration")
     if proc.returncode != 0:
         raise UbprotoError(f"switch experiment model failed ({proc.returncode}): "
                            f"{proc.stderr.strip()[-2000:]}")

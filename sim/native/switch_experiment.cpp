@@ -9,7 +9,8 @@
 //        evals (per clock: 1, the default, or 2; see tick() below)
 // Output (stdout), one item per line: "probe I VALUE", "hist PORT BIN COUNT" (non-zero bins),
 // "cycles N", "seconds S" (wall clock), "cpu_seconds S" (this process's CPU time; the fair
-// speed figure on a shared machine), "evals_per_clock E".
+// speed figure on a shared machine), "evals_per_clock E". Any other text is the name of a
+// property the design found violated (run() below stops the run with exit code 3).
 //
 // Build hint (sim/build.py): the model runs for millions of clocks, so it is worth the
 // slower link-time-optimised build. (A pgo-train hint was measured too and is not used:
@@ -136,7 +137,7 @@ int main(int argc, char** argv) {
             for (uint64_t i = 0; i < chunk; ++i) tick();
             done += chunk;
             if (violated()) {
-                std::fprintf(stderr, "property violated at clock %llu (see stdout)\n",
+                std::fprintf(stderr, "stopped at clock %llu: a property was violated\n",
                              (unsigned long long)cycles);
                 std::exit(3);
             }
