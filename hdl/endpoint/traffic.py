@@ -60,11 +60,11 @@ class SourceQueue(wiring.Component):
     """A generator's source queue: ``amaranth.lib.fifo.SyncFIFOBuffered`` seen from outside.
 
     The same ports (``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``), the
-    same capacity (``depth``: ``depth - 1`` words in a block RAM with a synchronous read, one
-    in the output register) and the same timing, cycle for cycle. It exists because the
-    generators run in every clock of a long native simulation: with a power-of-two
-    ``depth`` the pointers wrap by themselves (no compare-and-reset) and there is no
-    ``level`` output to compute.
+    same capacity (``depth`` words: up to ``depth - 1`` in a block RAM with a synchronous
+    read, one in the output register) and the same timing, cycle for cycle. It exists
+    because the generators run in every clock of a long native simulation: the RAM has
+    ``depth`` entries (a power of two), so the pointers wrap by themselves (no
+    compare-and-reset), and there is no ``level`` output to compute.
     """
 
     def __init__(self, *, width, depth):
@@ -110,6 +110,7 @@ class TrafficGenerator(wiring.Component):
     always waiting: saturated input, the classical HOL set-up), ``packet_flits``, ``lph``
     (the LPH bytes to send, PLENGTH computed by software), ``now`` (the shared clock count),
     ``measure`` (count generated packets).
+    ``queue_depth`` (a power of two) is the source queue's capacity in packets.
     Destinations are DCNAs ``0..num_ports-1``, uniform (multiply-shift of 16 random bits,
     bias below num_ports/65536).
     """
