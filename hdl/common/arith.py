@@ -5,9 +5,9 @@ counter update such as ``level + write - read`` becomes a chain of ``$signed`` o
 the Verilog, which Verilator sign-extends step by step in every clock of a simulation.
 :func:`wrapping_sum` computes the same low bits with unsigned additions only (``-x`` is
 ``~x + 1`` in the counter's width). It is meant for logic that runs in long native
-simulations and is not timing-critical in hardware: Yosys builds it as one more adder
-than the signed form, and on the switch's VOQ counters that cost 4-7 MHz (docs/switch.md,
-"Simulation speed"), so those keep the plain form.
+simulations and is not timing-critical in hardware: the expression has one more adder
+term than the signed form, and the switch's VOQ counters, tried with it, synthesized
+slower (docs/switch.md, "Simulation speed"), so those keep the plain form.
 """
 
 from amaranth.hdl import Cat, Const, Value
