@@ -14,8 +14,8 @@ def test_wrapping_sum_equals_exact_arithmetic_modulo_width():
     value, up, down = Signal(5), Signal(), Signal()
     released = Signal(7)          # wider than the counter: truncated, same result mod 2**5
     out = Signal(5)
-    m.d.comb += out.eq(wrapping_sum(5, value, [up], [down, released]))
-    assert wrapping_sum(5, value, [up], [down, released]).shape().signed is False
+    m.d.comb += out.eq(wrapping_sum(value, [up], [down, released]))
+    assert wrapping_sum(value, [up], [down, released]).shape().signed is False
     sim = Simulator(m)
     wrong = []
 
@@ -35,4 +35,4 @@ def test_wrapping_sum_equals_exact_arithmetic_modulo_width():
 
 def test_wrapping_sum_refuses_signed_terms():
     with pytest.raises(TypeError, match="unsigned"):
-        wrapping_sum(4, Signal(4), [], [Signal(signed(4))])
+        wrapping_sum(Signal(4), [], [Signal(signed(4))])

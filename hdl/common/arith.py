@@ -15,13 +15,15 @@ from amaranth.hdl import Cat, Const, Value
 __all__ = ["wrapping_sum"]
 
 
-def wrapping_sum(width, value, plus=(), minus=()):
-    """``(value + sum(plus) - sum(minus)) mod 2**width``, as an unsigned expression.
+def wrapping_sum(value, plus=(), minus=()):
+    """``(value + sum(plus) - sum(minus)) mod 2**len(value)``, as an unsigned expression of
+    ``value``'s width (the counter being updated).
 
-    Every term is an unsigned value (or int); ``minus`` terms wider than ``width`` are
-    truncated, which does not change the result modulo ``2**width``.
+    Every term is an unsigned value (or int); ``minus`` terms wider than ``value`` are
+    truncated, which does not change the result modulo ``2**len(value)``.
     """
     total = Value.cast(value)
+    width = len(total)
     for term in plus:
         total = total + term
     for term in minus:

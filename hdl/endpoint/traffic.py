@@ -101,7 +101,7 @@ class SourceQueue(wiring.Component):
             produce.eq(produce + write),
             consume.eq(consume + advance),
             self.r_rdy.eq(advance | (self.r_rdy & ~self.r_en)),
-            level.eq(wrapping_sum(len(level), level, [write], [advance])),
+            level.eq(wrapping_sum(level, [write], [advance])),
         ]
         return m
 
