@@ -1,4 +1,5 @@
-"""Unsigned wrap-around arithmetic for counters.
+"""Arithmetic forms of counter updates and multiplexers for logic that runs in long native
+simulations.
 
 Amaranth gives ``a - b`` of two unsigned values a *signed* result one bit wider, so a
 counter update such as ``level + write - read`` becomes a chain of ``$signed`` operands in
@@ -8,11 +9,16 @@ the Verilog, which Verilator sign-extends step by step in every clock of a simul
 simulations and is not timing-critical in hardware: the expression has one more adder
 term than the signed form, and the switch's VOQ counters, tried with it, synthesized
 slower (docs/switch.md, "Simulation speed"), so those keep the plain form.
+
+:func:`masked_mux` is ``Mux`` as AND/OR masks. Verilator turns a register that loads on a
+condition (``x.eq(Mux(c, a, x))`` as much as ``with m.If(c)``) into an ``if`` in the model's
+C++, a branch the CPU mispredicts about half the time when ``c`` is random (an arrival, a
+read). The masked form stays arithmetic.
 """
 
 from amaranth.hdl import Cat, Const, Value
 
-__all__ = ["wrapping_sum"]
+__all__ = ["masked_mux", "wrapping_sum"]
 
 
 def wrapping_sum(value, plus=(), minus=()):
@@ -35,3 +41,20 @@ def wrapping_sum(value, plus=(), minus=()):
     if minus:
         total = total + len(minus)
     return total[:width]
+
+
+def masked_mux(sel, a, b):
+    """``Mux(sel, a, b)`` for unsigned ``a`` and ``b``, as ``(a & S) | (b & ~S)`` with ``S`` the
+    one-bit ``sel`` repeated to the wider operand's width.
+
+    The value is the same; Verilator keeps this form as arithmetic, where it would compile
+    a multiplexer that feeds its own register back (``x = sel ? a : x``) into a branch.
+    Synthesis sees gates instead of a multiplexer and need not give the register a clock
+    enable: used in the experiment's generators and sinks, and in the switch only where a
+    synthesis showed it harmless (the VOQ pointers, docs/switch.md "Resources and Fmax").
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    if a.shape().signed or b.shape().signed:
+        raise TypeError("masked_mux takes unsigned operands")
+    mask = Value.cast(sel).bool().replicate(max(len(a), len(b)))
+    return (a & mask) | (b & ~mask)

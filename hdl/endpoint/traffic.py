@@ -15,13 +15,13 @@ one-flit packet is the classical fixed-size cell); longer packets repeat the seq
 number in their further flits.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ConfigError
-from ..common.arith import wrapping_sum
+from ..common.arith import masked_mux, wrapping_sum
 from ..proto.formats import LPH, LPH_BYTES, NTH16, Field, Header, Nlp
 from ..proto.layouts import header_slice, struct_layout
 from ..stream import WORD_BYTES, packet_stream
@@ -65,7 +65,8 @@ class SourceQueue(wiring.Component):
     read, one in the output register) and the same timing, cycle for cycle. It exists
     because the generators run in every clock of a long native simulation: the RAM has
     ``depth`` entries (a power of two), so the pointers wrap by themselves (no
-    compare-and-reset), and there is no ``level`` output to compute.
+    compare-and-reset), and there is no ``level`` output to compute; and neither RAM port
+    has an enable that depends on the traffic (see ``elaborate``).
     """
 
     def __init__(self, *, width, depth):
@@ -88,10 +89,17 @@ class SourceQueue(wiring.Component):
         write = self.w_en & self.w_rdy
         # Move the RAM's oldest word to the output register when that is empty or read now.
         advance = (level != 0) & (~self.r_rdy | self.r_en)
+        # The RAM ports' enables do not depend on the traffic (a native simulation turns a
+        # random enable into a mispredicted branch): the write port writes the slot at
+        # `produce` whenever there is room, arrival or not -- that slot holds no word, and
+        # it is never the slot of the word in the output register (consume - 1), which is
+        # the last free slot once the RAM is full -- and the read port reads every clock:
+        # the next word when advancing, else the output register's word again.
         m.d.comb += [
             self.w_rdy.eq(level != inner),
-            wr.addr.eq(produce), wr.data.eq(self.w_data), wr.en.eq(write),
-            rd.addr.eq(consume), rd.en.eq(advance), self.r_data.eq(rd.data),
+            wr.addr.eq(produce), wr.data.eq(self.w_data), wr.en.eq(self.w_rdy),
+            rd.addr.eq(wrapping_sum(consume, [advance], [1])), rd.en.eq(1),
+            self.r_data.eq(rd.data),
         ]
         # Updates written as arithmetic and multiplexers, not `m.If` blocks: Verilator turns
         # each `If` into a branch, which under random arrivals the CPU mispredicts half the
@@ -177,10 +185,10 @@ class TrafficGenerator(wiring.Component):
         m.d.comb += start.eq((~busy | finishing) & self.enable & (self.saturate | queue.r_rdy))
         m.d.comb += queue.r_en.eq(start & ~self.saturate)
         m.d.sync += [
-            cur_dest.eq(Mux(start, Mux(self.saturate, dest, queue.r_data[:self.dest_bits]),
-                            cur_dest)),
-            cur_time.eq(Mux(start, Mux(self.saturate, self.now, queue.r_data[self.dest_bits:]),
-                            cur_time)),
+            cur_dest.eq(masked_mux(start, Mux(self.saturate, dest,
+                                              queue.r_data[:self.dest_bits]), cur_dest)),
+            cur_time.eq(masked_mux(start, Mux(self.saturate, self.now,
+                                              queue.r_data[self.dest_bits:]), cur_time)),
             # Arrivals counted when they arrive, saturated packets when they start.
             self.generated.eq(self.generated + (counted | (start & self.saturate & self.measure))),
         ]
@@ -209,7 +217,7 @@ class TrafficGenerator(wiring.Component):
         sent = self.o.valid & self.o.ready
         m.d.comb += finishing.eq(sent & last)
         m.d.sync += [
-            flit.eq(Mux(sent, Mux(last, 0, flit + 1), flit)),
+            flit.eq(masked_mux(finishing, 0, flit + sent)),
             sequence.eq(sequence + finishing),
             busy.eq(start | (busy & ~finishing)),
         ]
@@ -253,9 +261,9 @@ class TrafficSink(wiring.Component):
         # as in TrafficGenerator.
         starts = take & word.first
         m.d.sync += [
-            stamp.eq(Mux(starts, gen.timestamp, stamp)),
-            source.eq(Mux(starts, nth.scna, source)),
-            seq.eq(Mux(starts, gen.sequence, seq)),
+            stamp.eq(masked_mux(starts, gen.timestamp, stamp)),
+            source.eq(masked_mux(starts, nth.scna[:len(source)], source)),
+            seq.eq(masked_mux(starts, gen.sequence, seq)),
             self.misrouted.eq(self.misrouted + (starts & (nth.dcna != self.port))),
         ]
         # Values of the packet now ending (its first flit may be this one).
@@ -266,12 +274,14 @@ class TrafficSink(wiring.Component):
 
         # The last sequence number seen per source, in a small memory: one read and one write
         # per packet instead of a register and a comparator per source (a native simulation
-        # evaluates every comparator every clock).
+        # evaluates every comparator every clock). Written every clock: the entry read
+        # back when no packet ends (no write enable for the model to branch on).
         m.submodules.order = order = Memory(shape=_ORDER_ENTRY, depth=1 << len(source), init=[])
         last = order.read_port(domain="comb")
         update = order.write_port()
-        m.d.comb += [last.addr.eq(p_source), update.addr.eq(p_source), update.en.eq(ending),
-                     update.data.seq.eq(p_seq), update.data.seen.eq(1)]
+        m.d.comb += [last.addr.eq(p_source), update.addr.eq(p_source), update.en.eq(1),
+                     update.data.eq(masked_mux(ending, Cat(p_seq, Const(1, 1)),
+                                               last.data.as_value()))]
         m.d.sync += self.order_errors.eq(
             self.order_errors + (ending & last.data.seen & (p_seq <= last.data.seq)))
 
@@ -282,10 +292,14 @@ class TrafficSink(wiring.Component):
             self.flits.eq(self.flits + (take & self.measure)),
             self.packets.eq(self.packets + counted),
             self.delay_sum.eq(self.delay_sum + Mux(counted, delay, 0)),
-            self.delay_max.eq(Mux(counted & (delay > self.delay_max), delay, self.delay_max)),
+            self.delay_max.eq(masked_mux(counted & (delay > self.delay_max), delay,
+                                         self.delay_max)),
         ]
 
         # Histogram: read-modify-write over two cycles, forwarding back-to-back updates.
+        # While measuring, every clock writes its bin back, incremented or not (a write
+        # enable keyed on packet ends would be a random branch in a native simulation);
+        # `s2_read` says the RAM was read at s2_bin (not at hist_addr) a cycle ago.
         m.submodules.hist = hist = Memory(shape=_COUNTER_BITS, depth=self.hist_bins, init=[])
         rd = hist.read_port(domain="sync")
         wr = hist.write_port()
@@ -299,8 +313,11 @@ class TrafficSink(wiring.Component):
         last_valid = Signal()
         m.d.comb += [rd.addr.eq(Mux(self.measure | s2_valid, bin_now, self.hist_addr)),
                      rd.en.eq(1), self.hist_data.eq(rd.data)]
-        m.d.sync += [s2_valid.eq(counted), s2_bin.eq(bin_now)]
+        s2_read = Signal()
+        m.d.sync += [s2_valid.eq(counted), s2_bin.eq(bin_now),
+                     s2_read.eq(self.measure | s2_valid)]
         current = Mux(last_valid & (last_bin == s2_bin), last_value, rd.data)
-        m.d.comb += [wr.addr.eq(s2_bin), wr.data.eq(current + 1), wr.en.eq(s2_valid)]
-        m.d.sync += [last_valid.eq(s2_valid), last_bin.eq(s2_bin), last_value.eq(current + 1)]
+        updated = current + s2_valid
+        m.d.comb += [wr.addr.eq(s2_bin), wr.data.eq(updated), wr.en.eq(s2_read)]
+        m.d.sync += [last_valid.eq(s2_read), last_bin.eq(s2_bin), last_value.eq(updated)]
         return m

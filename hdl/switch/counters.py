@@ -80,12 +80,12 @@ class SwitchCounters(wiring.Component):
         clear = self.clear
 
         def count(counter, hit, amount=1):
-            # Cleared: restart from the event of this cycle (0 without one).
+            # Cleared: restart from the event of this cycle (0 without one). The event adds
+            # its amount or nothing, with no enable: events come at random in a native
+            # simulation, where an enable is a mispredicted branch (docs/switch.md,
+            # "Simulation speed", session 11).
             base = Mux(clear, 0, counter)
-            with m.If(hit):
-                m.d.sync += counter.eq(base + amount)
-            with m.Elif(clear):
-                m.d.sync += counter.eq(0)
+            m.d.sync += counter.eq(base + Mux(hit, amount, 0))
 
         for p in range(self.ports):
             for v in range(self.num_vls):

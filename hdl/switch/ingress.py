@@ -33,6 +33,11 @@ Pipeline (one flit per clock, three register stages and a skid slot before the w
   input's :class:`~.voq.VoqBuffer` queue of (output, VL) -- or of VL alone in FIFO
   queueing -- with LPH.VL rewritten to the egress VL (the VL is hop-local).
 
+Each stage's registers load whenever the stage is free, whether or not a word moves in;
+only its valid flag follows the words (a free stage's data is never looked at). The load
+enables are then "stage free" -- registers only -- rather than transfers (docs/switch.md,
+"Simulation speed", session 11).
+
 The slot replaced a skid buffer in front of stage P (timing step 8, docs/switch.md,
 "Resources and Fmax"): with it, the write's decision rippled back through stages R, Q and P
 to the load enable of every stage register. The ingress still holds at most four words and
@@ -236,18 +241,25 @@ class IngressPort(wiring.Component):
             take.eq(~p_valid | p_advance),
             accept.eq(in_valid & take),
             self.route_addr.eq(dcna[:self.route_bits]),
-            self.route_en.eq(accept),
+            # Read whenever stage P loads, as its registers do (below): the entry out of the
+            # RAM always belongs to the word in stage P, valid or not.
+            self.route_en.eq(take),
         ]
-        with m.If(accept):
+        # Every stage's registers load whenever the stage is free (here `take`), whether or
+        # not a word arrives; only the stage's valid flag depends on the arrival. What a
+        # free stage holds is never looked at. The load enable is then a register-only
+        # "not stalled" (no `valid` in the cone), which under random arrivals is almost
+        # always true: a native simulation predicts the branch it becomes, while a
+        # transfer-keyed enable is a coin flip the CPU mispredicts half the time
+        # (docs/switch.md, "Simulation speed", session 11).
+        with m.If(take):
             m.d.sync += [
-                p_valid.eq(1), p_word.eq(word), p_early.eq(early), p_outside.eq(outside_table),
+                p_valid.eq(in_valid), p_word.eq(word), p_early.eq(early),
+                p_outside.eq(outside_table),
                 p_vl.eq(self.sl_to_vl[nth.sl] if nv > 1 else 0),
                 p_entropy.eq(selector.entropy),
             ]
-            with m.If(word.first):
-                m.d.sync += sequence.eq(sequence + 1)
-        with m.Elif(p_advance):
-            m.d.sync += p_valid.eq(0)
+        m.d.sync += sequence.eq(sequence + (accept & word.first))
 
         # --- stage Q: the route entry and its ECMP group, out of the RAM -----------------
         # The block RAM's output is slow; only the group lookup follows it in this cycle.
@@ -305,18 +317,17 @@ class IngressPort(wiring.Component):
             m.d.comb += [missing_by_group[g][k].eq(_at_least(self.ecmp_member[g][k], n))
                          for k in range(paths)]
         q_advance = Signal()                  # stage Q hands its word to stage R
-        m.d.comb += p_advance.eq(p_valid & (~q_valid | q_advance))
-        with m.If(p_advance):
+        q_take = Signal()                     # stage Q is free: it loads (as stage P)
+        m.d.comb += [q_take.eq(~q_valid | q_advance), p_advance.eq(p_valid & q_take)]
+        with m.If(q_take):
             m.d.sync += [
-                q_valid.eq(1), q_word.eq(p_word), q_early.eq(p_early), q_outside.eq(p_outside),
+                q_valid.eq(p_valid), q_word.eq(p_word), q_early.eq(p_early), q_outside.eq(p_outside),
                 q_vl.eq(p_vl), q_entropy.eq(p_entropy), entry.eq(entry_in),
                 target_missing.eq(_at_least(entry_in.target, n)),
                 group_in_table.eq(~_at_least(entry_in.target, cfg.ecmp_groups)),
             ]
             m.d.sync += [member_of_size[size].eq(member_for(entropy_for_members, size))
                          for size in range(sizes)]
-        with m.Elif(q_advance):
-            m.d.sync += q_valid.eq(0)
 
         m.d.comb += [
             group_size.eq(group_of(self.ecmp_size, entry.target)),
@@ -361,13 +372,12 @@ class IngressPort(wiring.Component):
         r_valid = Signal()
         r = Signal(stage_r)
         r_ready = Signal()                    # stage R's word leaves: the write slot is empty
-        m.d.comb += q_advance.eq(q_valid & (~r_valid | r_ready))
-        with m.If(q_advance):
-            m.d.sync += [r_valid.eq(1), r.word.eq(q_word), r.reason.eq(reason),
+        r_take = Signal()                     # stage R is free: it loads (as stage P)
+        m.d.comb += [r_take.eq(~r_valid | r_ready), q_advance.eq(q_valid & r_take)]
+        with m.If(r_take):
+            m.d.sync += [r_valid.eq(q_valid), r.word.eq(q_word), r.reason.eq(reason),
                          r.first_reason.eq(first_reason), r.port.eq(port[:len(r.port)]),
                          r.vl.eq(q_vl), r.queue.eq(p_queue)]
-        with m.Elif(r_ready):
-            m.d.sync += r_valid.eq(0)
 
         # --- write-side skid slot: stage R's ready is a register -----------------------
         # Stage R hands its word on whenever the slot is empty; a word the write does not
@@ -399,7 +409,13 @@ class IngressPort(wiring.Component):
         nbytes = Signal(range(cfg.max_packet_flits * WORD_BYTES + 1))
 
         out_word = Signal(PacketWord)
+        # LPH.VL rewritten to the egress VL on every first word: only a first word that opens
+        # a packet is written (a dropped or aborting one is not), so this is the same as
+        # rewriting it in that branch below, without the write decision in front of the
+        # data (nor a branch on it in a native simulation).
         m.d.comb += [out_word.eq(w.word), self.wr_word.eq(out_word)]
+        with m.If(w.word.first):
+            m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(w.vl)
         target_queue = Mux(w.word.first, w.queue, cur_queue)
         m.d.comb += [
             self.wr_queue.eq(target_queue),
@@ -434,7 +450,6 @@ class IngressPort(wiring.Component):
                     m.d.comb += [consume.eq(1), self.drop.eq(w.first_reason)]
                     m.d.sync += discarding.eq(~last)
                 with m.Else():
-                    m.d.comb += header_view(out_word.data, LPH, 0).vl.eq(w.vl)
                     m.d.comb += self.commit_vl.eq(w.vl)
                     m.d.sync += [cur_queue.eq(w.queue), cur_port.eq(w.port), cur_vl.eq(w.vl),
                                  discarding.eq(0)]

@@ -188,9 +188,11 @@ class Switch(wiring.Component):
             with m.Switch(src):
                 for i in range(n):
                     with m.Case(i):
-                        m.d.comb += [word.eq(voq[i].rd_word),
-                                     valid.eq(d_valid[i] & (d_out[i] == o)),
-                                     vl.eq(d_vl[i])]
+                        m.d.comb += [word.eq(voq[i].rd_word), vl.eq(d_vl[i])]
+            # For the check only (synthesis removes it): a bit select, not a case in the
+            # Switch above, so a native simulation computes it without branches.
+            m.d.comb += valid.eq(Cat(*(d_valid[i] & (d_out[i] == o) for i in range(n)))
+                                 .bit_select(src, 1))
             m.d.comb += [txs[o].payload.eq(word), txs[o].valid.eq(out_valid[o]),
                          self.ports[o].tx_vl.eq(vl),
                          out_clear[o].eq(~out_valid[o] | txs[o].ready)]
@@ -246,11 +248,16 @@ class Switch(wiring.Component):
                 voq[i].rd_queue.eq(queue),
             ]
             last = voq[i].rd_last
-            with m.If(issue):
-                m.d.sync += [d_valid[i].eq(1), d_out[i].eq(out), d_vl[i].eq(vl),
-                             in_busy[i].eq(~last), in_queue[i].eq(queue)]
-            with m.Elif(in_adv[i]):
-                m.d.sync += d_valid[i].eq(0)
+            # The read's registers load whenever the RAM output is free (`in_adv`, which every
+            # read needs: a read without it would be lost), read or not, as the ingress
+            # stages do: an enable without the read decision in it, which a native
+            # simulation predicts (docs/switch.md, "Simulation speed", session 11). Without
+            # a read they take values nobody looks at: d_out and d_vl while d_valid is low,
+            # in_queue while in_busy is low (an input without a read is not busy: a busy one
+            # reads whenever in_adv).
+            with m.If(in_adv[i]):
+                m.d.sync += [d_valid[i].eq(issue), d_out[i].eq(out), d_vl[i].eq(vl),
+                             in_busy[i].eq(issue & ~last), in_queue[i].eq(queue)]
             for o in range(n):
                 issued_to[i][o] = issue & (out == o)
                 planned_to[i][o] = plan & (out == o)
@@ -283,8 +290,14 @@ class Switch(wiring.Component):
             issued = Cat(*(issued_to[i][o] for i in range(n)))
             issued_end = Cat(*(issued_to[i][o] & last_of[i] for i in range(n)))
             with m.If(issued.any()):
-                m.d.sync += [out_busy[o].eq(~issued_end.any()),
-                             out_src[o].eq(onehot_index(issued, n))]
+                m.d.sync += out_busy[o].eq(~issued_end.any())
+            # The crossbar select loads whenever the output is clear, read or not: a read for
+            # output o needs it clear (a continuing packet's input advances only on o's
+            # tx.ready; a start needs out_clear), and without a read the select names an
+            # input whose RAM output holds nothing for o, as out_valid says (checked above).
+            # No read decision in the enable, for the hardware and for a native simulation.
+            with m.If(out_clear[o]):
+                m.d.sync += out_src[o].eq(onehot_index(issued, n))
             m.d.sync += out_valid[o].eq(issued.any() | (out_valid[o] & ~txs[o].ready))
         # Where the plan held: an input whose planned read happened (or that planned none),
         # and an output all of whose planned reads happened. Only there is the state after
@@ -359,11 +372,15 @@ class Switch(wiring.Component):
                     with m.Case(o):
                         m.d.comb += g_vl.eq(sched[o].vl)
             g_queue = g_vl if fifo else g_out * nv + g_vl
-            with m.If(kept[i].any()):
-                m.d.sync += [pend[i].eq(1), pend_out[i].eq(g_out), pend_vl[i].eq(g_vl),
-                             pend_queue[i].eq(g_queue)]
-            with m.Elif(start_of[i] | cancel_of[i]):
-                m.d.sync += pend[i].eq(0)
+            # The pending grant's registers load whenever the input has no grant waiting or
+            # its one leaves now: a grant is kept only then (with a grant waiting, the input's
+            # plan is that grant, and a plan that does not start now fails, so in_ok drops
+            # the new grant). So the enable is not the allocation's outcome, the end of the
+            # longest cone, and a native simulation does not branch on it.
+            pend_free = ~pend[i] | start_of[i] | cancel_of[i]
+            with m.If(pend_free):
+                m.d.sync += [pend[i].eq(kept[i].any()), pend_out[i].eq(g_out),
+                             pend_vl[i].eq(g_vl), pend_queue[i].eq(g_queue)]
             # Next cycle's plan: a kept grant (its input is idle then), else the packet being
             # read goes on (in_busy) or the pending grant waits; either way the same output and
             # queue as this cycle's read.
@@ -394,8 +411,9 @@ class Switch(wiring.Component):
             m.d.sync += [w_sent.eq(sent), w_last.eq(tx.payload.last),
                          w_nbytes.eq(tx.payload.nbytes), w_vl.eq(self.ports[p].tx_vl)]
             bytes_so_far = Signal(16, name=f"tx_bytes{p}")
-            with m.If(w_sent):
-                m.d.sync += bytes_so_far.eq(Mux(w_last, 0, bytes_so_far + w_nbytes))
+            # (No enable, as the counters': a packet's last word restarts the sum.)
+            m.d.sync += bytes_so_far.eq(Mux(w_sent & w_last, 0,
+                                            bytes_so_far + Mux(w_sent, w_nbytes, 0)))
             m.d.comb += counters.occupancy[p].eq(voq[p].occupancy)
             m.d.sync += [
                 counters.rx[p].eq(ingress[p].commit),

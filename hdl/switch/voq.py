@@ -32,6 +32,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ConfigError
+from ..common.arith import masked_mux
 from ..stream import PacketWord
 
 __all__ = ["VoqBuffer"]
@@ -178,22 +179,33 @@ class VoqBuffer(wiring.Component):
         # --- write side ----------------------------------------------------------------
         write = self.wr_en
         commit = write & self.wr_word.last
+        # The RAMs are written whenever the addressed queue has room, word or no word: the
+        # slot at a queue's write pointer is free, and it joins the queue only through a real
+        # write, which lands on the same slot. So the enable carries no write decision, and
+        # a native simulation has no branch on random arrivals here (docs/switch.md,
+        # "Simulation speed", session 11). A full queue's write pointer is its head: no write.
+        room = ~self.full.bit_select(wq, 1)
         m.d.comb += [
             flit_wr.addr.eq(self._address(wq, w_ptr)),
             flit_wr.data.eq(self.wr_word),
-            flit_wr.en.eq(write),
+            flit_wr.en.eq(room),
             meta_wr.addr.eq(self._address(wq, w_ptr)),
             meta_wr.data.last.eq(self.wr_word.last),
             meta_wr.data.tag.eq(self.wr_tag),
-            meta_wr.en.eq(write),
+            meta_wr.en.eq(room),
         ]
+        # The open packet's queue and start load whenever no packet is open (they are read
+        # only while one is), without the write in their enable: a native simulation
+        # mispredicts an enable keyed on random writes. The count keeps its enable (the
+        # write decision in front of its carry chain would be slower in hardware).
+        with m.If(~open_packet):
+            m.d.sync += [open_queue.eq(wq), open_start.eq(w_ptr)]
+        m.d.sync += open_packet.eq((write & ~self.wr_word.last)
+                                   | (~write & ~self.abort & open_packet))
         with m.If(write):
-            with m.If(~open_packet):
-                m.d.sync += [open_queue.eq(wq), open_start.eq(w_ptr)]
-            m.d.sync += [open_packet.eq(~self.wr_word.last),
-                         open_words.eq(Mux(self.wr_word.last, 0, open_words + 1))]
+            m.d.sync += open_words.eq(Mux(self.wr_word.last, 0, open_words + 1))
         with m.Elif(self.abort):
-            m.d.sync += [open_packet.eq(0), open_words.eq(0)]
+            m.d.sync += open_words.eq(0)
 
         # --- read side -----------------------------------------------------------------
         m.d.comb += [
@@ -228,13 +240,14 @@ class VoqBuffer(wiring.Component):
             released = Mux(a_here, open_words, 0)
             if self.mutant == "abort_keeps_used":
                 released = 0
-            with m.If(w_here):
-                m.d.sync += wptr[q].eq(wptr[q] + 1)
-            with m.Elif(a_here):
-                m.d.sync += wptr[q].eq(open_start)
-            with m.If(r_here):
-                m.d.sync += rptr[q].eq(rptr[q] + 1)
+            # Pointers as masked multiplexers, without an enable: a native simulation
+            # mispredicts an enable keyed on random reads and writes. (Advanced by the event
+            # bit instead, ``rptr + r_here``, the late read decision ran through the carry
+            # chain and the switch synthesized slower: docs/switch.md, session 11.)
             m.d.sync += [
+                wptr[q].eq(Mux(a_here, open_start,
+                               masked_mux(w_here, (wptr[q] + 1)[:len(wptr[q])], wptr[q]))),
+                rptr[q].eq(masked_mux(r_here, (rptr[q] + 1)[:len(rptr[q])], rptr[q])),
                 used[q].eq(used[q] + w_here - r_here - released),
                 packets[q].eq(packets[q] + (w_here & self.wr_word.last) - (r_here & done)),
             ]
