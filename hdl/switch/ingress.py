@@ -245,13 +245,8 @@ class IngressPort(wiring.Component):
             # RAM always belongs to the word in stage P, valid or not.
             self.route_en.eq(take),
         ]
-        # Every stage's registers load whenever the stage is free (here `take`), whether or
-        # not a word arrives; only the stage's valid flag depends on the arrival. What a
-        # free stage holds is never looked at. The load enable is then a register-only
-        # "not stalled" (no `valid` in the cone), which under random arrivals is almost
-        # always true: a native simulation predicts the branch it becomes, while a
-        # transfer-keyed enable is a coin flip the CPU mispredicts half the time
-        # (docs/switch.md, "Simulation speed", session 11).
+        # Stage P loads whenever it is free (`take`), word or not (module docstring): a
+        # transfer-keyed enable would be a coin flip for a native simulation's CPU.
         with m.If(take):
             m.d.sync += [
                 p_valid.eq(in_valid), p_word.eq(word), p_early.eq(early),
@@ -321,7 +316,8 @@ class IngressPort(wiring.Component):
         m.d.comb += [q_take.eq(~q_valid | q_advance), p_advance.eq(p_valid & q_take)]
         with m.If(q_take):
             m.d.sync += [
-                q_valid.eq(p_valid), q_word.eq(p_word), q_early.eq(p_early), q_outside.eq(p_outside),
+                q_valid.eq(p_valid), q_word.eq(p_word), q_early.eq(p_early),
+                q_outside.eq(p_outside),
                 q_vl.eq(p_vl), q_entropy.eq(p_entropy), entry.eq(entry_in),
                 target_missing.eq(_at_least(entry_in.target, n)),
                 group_in_table.eq(~_at_least(entry_in.target, cfg.ecmp_groups)),
