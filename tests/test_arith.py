@@ -1,4 +1,5 @@
-"""wrapping_sum and masked_mux: arithmetic forms equal to the expressions they replace."""
+"""wrapping_sum, masked_mux and word_pick: arithmetic forms equal to the expressions they
+replace."""
 
 import itertools
 
@@ -6,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.sim import Simulator
 
-from ubproto.hdl.common.arith import masked_mux, wrapping_sum
+from ubproto.hdl.common.arith import masked_mux, word_pick, wrapping_sum
 
 
 def test_wrapping_sum_equals_exact_arithmetic_modulo_width():
@@ -63,3 +64,34 @@ def test_masked_mux_equals_mux_for_every_input():
 def test_masked_mux_refuses_signed_operands():
     with pytest.raises(TypeError, match="unsigned"):
         masked_mux(Signal(), Signal(signed(4)), Signal(4))
+
+
+@pytest.mark.parametrize("width, count", [(6, 4), (3, 3), (8, 2), (1, 5)])
+def test_word_pick_equals_indexing_for_every_index(width, count):
+    m = Module()
+    values = [Signal(width, name=f"v{k}") for k in range(count)]
+    index = Signal(range(count))
+    out = Signal(width)
+    m.d.comb += out.eq(word_pick(values, index))
+    assert len(word_pick(values, index)) == width
+    sim = Simulator(m)
+    wrong = []
+
+    async def bench(ctx):
+        for trial in range(20):
+            contents = [(trial * 37 + k * 11 + 5) % (1 << width) for k in range(count)]
+            for v, c in zip(values, contents):
+                ctx.set(v, c)
+            for k in range(count):
+                ctx.set(index, k)
+                if ctx.get(out) != contents[k]:
+                    wrong.append((contents, k, ctx.get(out)))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert wrong == []
+
+
+def test_word_pick_refuses_signed_values():
+    with pytest.raises(TypeError, match="unsigned"):
+        word_pick([Signal(signed(4)), Signal(4)], Signal())

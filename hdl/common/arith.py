@@ -10,6 +10,12 @@ simulations and is not timing-critical in hardware: the expression has one more 
 term than the signed form, and the switch's VOQ counters, tried with it, synthesized
 slower (docs/switch.md, "Simulation speed"), so those keep the plain form.
 
+:func:`word_pick` selects one of several registers by an index as a shift of their
+concatenation, each padded to a power-of-two width: Verilator compiles the ``Switch`` on a
+random index (a queue number that changes with every arrival) into a nest of branches, the
+shift into none, and synthesis maps either to the same multiplexer tree (the padding keeps
+the shift amount a concatenation, with no multiplier or adder in front of it).
+
 :func:`masked_mux` is ``Mux`` as AND/OR masks. Verilator turns a register that loads on a
 condition (``x.eq(Mux(c, a, x))`` as much as ``with m.If(c)``) into an ``if`` in the model's
 C++, a branch the CPU mispredicts about half the time when ``c`` is random (an arrival, a
@@ -18,7 +24,7 @@ read). The masked form stays arithmetic.
 
 from amaranth.hdl import Cat, Const, Value
 
-__all__ = ["masked_mux", "wrapping_sum"]
+__all__ = ["masked_mux", "word_pick", "wrapping_sum"]
 
 
 def wrapping_sum(value, plus=(), minus=()):
@@ -58,3 +64,15 @@ def masked_mux(sel, a, b):
         raise TypeError("masked_mux takes unsigned operands")
     mask = Value.cast(sel).bool().replicate(max(len(a), len(b)))
     return (a & mask) | (b & ~mask)
+
+
+def word_pick(values, index):
+    """``values[index]`` for unsigned values of one width (any value when ``index`` is out of
+    range), as a word select of their concatenation (module docstring)."""
+    values = [Value.cast(v) for v in values]
+    width = max(len(v) for v in values)
+    if any(v.shape().signed for v in values):
+        raise TypeError("word_pick takes unsigned values")
+    stride = 1 << max(0, (width - 1).bit_length())
+    packed = Cat(*(Cat(v, Const(0, stride - len(v))) for v in values))
+    return packed.word_select(index, stride)[:width]

@@ -32,7 +32,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ConfigError
-from ..common.arith import masked_mux
+from ..common.arith import masked_mux, word_pick
 from ..stream import PacketWord
 
 __all__ = ["VoqBuffer"]
@@ -167,14 +167,9 @@ class VoqBuffer(wiring.Component):
         wq, rq = self.wr_queue, self.rd_queue
         w_ptr = Signal(range(depth))
         r_ptr = Signal(range(depth))
-        with m.Switch(wq):
-            for q in range(nq):
-                with m.Case(q):
-                    m.d.comb += w_ptr.eq(wptr[q])
-        with m.Switch(rq):
-            for q in range(nq):
-                with m.Case(q):
-                    m.d.comb += r_ptr.eq(rptr[q])
+        # (Word picks, not a Switch: the queues change with every arrival and read, and a
+        # native simulation would branch on them; arith.word_pick.)
+        m.d.comb += [w_ptr.eq(word_pick(wptr, wq)), r_ptr.eq(word_pick(rptr, rq))]
 
         # --- write side ----------------------------------------------------------------
         write = self.wr_en
